@@ -1,0 +1,29 @@
+"""gencprunex: structured (channel/neuron) pruning of Keras models for microcontrollers."""
+
+from .errors import (
+    DataError,
+    GencPruneXError,
+    ModelError,
+    ParameterError,
+    RatioError,
+    UnsupportedLayerError,
+)
+from .graph import ChannelGroup, LayerGraph
+from .pruners import DynamicPruner, FixedPruner
+from .rules import register_rule
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ChannelGroup",
+    "DataError",
+    "DynamicPruner",
+    "FixedPruner",
+    "GencPruneXError",
+    "LayerGraph",
+    "ModelError",
+    "ParameterError",
+    "RatioError",
+    "UnsupportedLayerError",
+    "register_rule",
+]

@@ -1,0 +1,46 @@
+"""Loading and saving Keras models without losing what the user gave."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from .errors import ModelError
+
+
+def load_model(path: str | os.PathLike):
+    """Load a ``.keras`` or ``.h5`` model, with a one-line error for a missing or corrupt file."""
+    import keras
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"model file '{path}' does not exist")
+    if path.suffix not in (".keras", ".h5"):
+        raise ModelError(f"model file '{path}' must be a .keras or .h5 file")
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as error:  # noqa: BLE001 - Keras raises many kinds for a bad file
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelError(f"model file '{path}' could not be loaded: {detail}") from None
+
+
+def save_model_atomic(model, path: str | os.PathLike) -> Path:
+    """Save ``model`` to ``path`` (.keras or .h5) through a temporary file, then rename it into place.
+
+    A crash never leaves a half-written file at ``path``.
+    """
+    path = Path(path)
+    if path.suffix not in (".keras", ".h5"):
+        raise ModelError(f"cannot save to '{path}': use a .keras or .h5 file name")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(handle)
+    os.unlink(temporary)  # Keras refuses nothing, but h5py wants to create the file itself
+    try:
+        model.save(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return path

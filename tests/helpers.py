@@ -1,0 +1,84 @@
+"""Test helpers: random weights, and the reference a pruned model must match."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from gencprunex.graph import LayerGraph
+from gencprunex.plan import plan_by_index
+from gencprunex.rules import expand_rows
+
+
+def randomize(model: keras.Model, seed: int = 0) -> keras.Model:
+    """Give every bias, BatchNorm parameter/statistic and PReLU alpha random non-trivial values.
+
+    Kernels keep their (random, fan-in scaled) initial values so activations stay in range.
+    """
+    rng = np.random.default_rng(seed)
+    for layer in _all_layers(model):
+        for weight in layer.weights:
+            shape = tuple(weight.shape)
+            if weight.name in ("kernel", "depthwise_kernel", "pointwise_kernel") or "seed" in weight.path:
+                continue
+            if weight.name in ("gamma", "moving_variance"):
+                value = rng.uniform(0.5, 1.5, shape)
+            elif weight.name == "alpha":
+                value = rng.uniform(0.05, 0.3, shape)
+            else:
+                value = rng.normal(0.0, 0.1, shape)
+            weight.assign(value.astype(weight.dtype))
+    return model
+
+
+def _all_layers(model):
+    return [layer for layer in model._flatten_layers(include_self=False, recursive=True)]
+
+
+def find_layer(model: keras.Model, name: str):
+    short = name.split("/")[-1]
+    for layer in _all_layers(model):
+        if layer.name == short:
+            return layer
+    raise KeyError(name)
+
+
+def masked_reference(model: keras.Model, graph: LayerGraph, plan: dict) -> keras.Model:
+    """A copy of ``model`` whose consumers ignore the dropped channels (their input rows zeroed).
+
+    With per-channel layers between producer and consumer, this copy computes exactly what the
+    pruned model computes.
+    """
+    reference = keras.models.clone_model(model)
+    reference.set_weights(model.get_weights())
+    kept = plan_by_index(graph, plan)
+    for call in graph.nodes:
+        if call.rule.kind != "producer":
+            continue
+        layout = graph.layout(call.inputs[0])
+        rows = layout.kept_rows(kept)
+        if len(rows) == layout.width:
+            continue
+        dropped = np.setdiff1d(np.arange(layout.width), rows)
+        layer = find_layer(reference, call.name)
+        if isinstance(layer, (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)):
+            name, dropped = "pointwise_kernel", expand_rows(dropped, layer.depth_multiplier)
+        else:
+            name = "kernel"
+        weight = next(w for w in layer.weights if w.name == name)
+        value = weight.numpy()
+        index = [slice(None)] * value.ndim
+        index[-2] = dropped
+        value[tuple(index)] = 0.0
+        weight.assign(value)
+    return reference
+
+
+def random_input(model: keras.Model, batch: int = 4, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    shape = (batch, *tuple(model.inputs[0].shape[1:]))
+    return rng.normal(0.0, 1.0, shape).astype("float32")
+
+
+def max_abs_diff(a, b) -> float:
+    return float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
