@@ -126,9 +126,7 @@ def _channel_table(pruner) -> str:
     for name, (before, after) in pruner.channels_.items():
         rows.append((name, str(before), str(after), f"{pruner.ratios_[name]:.2f}"))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    return "\n".join(
-        "  ".join([r[0].ljust(widths[0])] + [r[i].rjust(widths[i]) for i in range(1, 4)]) for r in rows
-    )
+    return "\n".join("  ".join([r[0].ljust(widths[0])] + [r[i].rjust(widths[i]) for i in range(1, 4)]) for r in rows)
 
 
 def _demo(args) -> int:

@@ -53,8 +53,12 @@ class NormImportance:
 class BNScaleImportance:
     """|gamma| of the BatchNormalization layers that carry the group (network slimming).
 
-    Groups without a BatchNormalization fall back to the L1 norm of their producers.
+    Groups without a BatchNormalization fall back to the L1 norm of their producers; their names
+    are collected in ``fallbacks``.
     """
+
+    def __init__(self) -> None:
+        self.fallbacks: list[str] = []
 
     def __call__(self, group: ChannelGroup, model, data) -> np.ndarray:
         scores = np.zeros(group.size)
@@ -66,9 +70,7 @@ class BNScaleImportance:
                 scores += np.abs(gamma.numpy())
                 found = True
         if not found:
-            warnings.warn(
-                f"group '{group.name}' has no BatchNormalization; bn_scale uses the L1 norm for it", stacklevel=2
-            )
+            self.fallbacks.append(group.name)
             return NormImportance(1)(group, model, data)
         return scores
 
@@ -128,4 +130,11 @@ def group_scores(graph: LayerGraph, groups: list[ChannelGroup], importance, data
         if not np.all(np.isfinite(values)):
             raise ParameterError(f"importance returned NaN or infinite scores for group '{group.name}'")
         scores[group.name] = values
+    fallbacks = getattr(criterion, "fallbacks", None)
+    if isinstance(criterion, BNScaleImportance) and fallbacks:
+        warnings.warn(
+            f"bn_scale: {len(fallbacks)} groups have no BatchNormalization and are ranked by L1 norm: "
+            + ", ".join(fallbacks),
+            stacklevel=3,
+        )
     return scores

@@ -20,7 +20,7 @@ def load_model(path: str | os.PathLike):
         raise ModelError(f"model file '{path}' must be a .keras or .h5 file")
     try:
         return keras.models.load_model(path, compile=False)
-    except Exception as error:  # noqa: BLE001 - Keras raises many kinds for a bad file
+    except Exception as error:  # Keras raises many kinds for a bad file
         detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ModelError(f"model file '{path}' could not be loaded: {detail}") from None
 

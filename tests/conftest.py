@@ -6,12 +6,12 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras  # noqa: E402
-import pytest  # noqa: E402
+import keras
+import pytest
 
-from gencprunex import zoo  # noqa: E402
+from gencprunex import zoo
 
-from .helpers import randomize  # noqa: E402
+from .helpers import randomize
 
 BUILDERS = {
     "seed_mobilenet": zoo.seed_mobilenet,

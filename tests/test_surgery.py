@@ -38,7 +38,7 @@ def test_ratio_zero_is_identity(reference_models, name):
     model = reference_models[name]
     pruned = FixedPruner(ratio=0.0).fit_transform(model)
     assert [layer.name for layer in pruned.layers] == [layer.name for layer in model.layers]
-    for old, new in zip(model.weights, pruned.weights):
+    for old, new in zip(model.weights, pruned.weights, strict=True):
         np.testing.assert_array_equal(old.numpy(), new.numpy())
     x = random_input(model)
     np.testing.assert_allclose(pruned(x), model(x), rtol=0, atol=1e-6)
@@ -51,7 +51,7 @@ def test_input_model_is_never_modified(reference_models, name):
     configs = [layer.get_config() for layer in model.layers]
     pruned = DynamicPruner({g.name: 0.6 for g in LayerGraph(model).prunable}).fit_transform(model)
     pruned.weights[0].assign(np.zeros(pruned.weights[0].shape))  # the copy shares no variable
-    for old, new in zip(before, model.weights):
+    for old, new in zip(before, model.weights, strict=True):
         np.testing.assert_array_equal(old, new.numpy())
     assert [layer.get_config() for layer in model.layers] == configs
 
@@ -90,7 +90,12 @@ def test_keep_lists_shrunk_layers_with_top_scoring_channels(mobilenet):
 def test_flatten_rows_are_interleaved():
     """Channels-last Flatten: channel c of position p is row p·C + c of the Dense kernel."""
     model = keras.Sequential(
-        [keras.Input((2, 2, 1)), keras.layers.Conv2D(4, 1, name="conv"), keras.layers.Flatten(), keras.layers.Dense(3)]
+        [
+            keras.Input((2, 2, 1)),
+            keras.layers.Conv2D(4, 1, name="conv"),
+            keras.layers.Flatten(name="flatten"),
+            keras.layers.Dense(3),
+        ]
     )
     randomize(model)
     pruner = DynamicPruner({"conv": 0.5}, importance=lambda g, m, d: np.array([0.0, 1.0, 0.0, 1.0])).fit(model)
@@ -175,5 +180,5 @@ def test_pruned_layer_weights_are_slices_of_originals(mobilenet):
     np.testing.assert_array_equal(new, old[:, :, keep_in][:, :, :, keep_out])
     bn_old = find_layer(mobilenet, "conv_pw_5_bn").get_weights()
     bn_new = find_layer(pruned, "conv_pw_5_bn").get_weights()
-    for a, b in zip(bn_old, bn_new):
+    for a, b in zip(bn_old, bn_new, strict=True):
         np.testing.assert_array_equal(b, a[keep_out])
