@@ -31,7 +31,7 @@ class ChannelGroup:
     layers: list[str]
     prunable: bool
     reason: str | None
-    blockers: list[tuple[str, str, str]] = field(default_factory=list, repr=False)
+    blockers: list[tuple[str, str, str, str]] = field(default_factory=list, repr=False)
     index: int = field(default=-1, repr=False)
     blocked_only_by_unsupported: bool = field(default=False, repr=False)
     _layer_objects: dict = field(default_factory=dict, repr=False)
@@ -54,7 +54,7 @@ class _Builder:
         self.sizes: list[int] = []
         self.names: list[str] = []
         self.reasons: list[list[str]] = []
-        self.blockers: list[list[tuple[str, str, str]]] = []
+        self.blockers: list[list[tuple[str, str, str, str]]] = []
         self.roles: list[dict[str, list[LayerCall]]] = []
 
     def _new(self, name: str, size: int) -> int:
@@ -96,12 +96,13 @@ class _Builder:
         for g in groups:
             self.reasons[self.find(g)].append(reason)
 
-    def block(self, call: LayerCall, groups: list[int], reason: str) -> None:
+    def block(self, call: LayerCall, groups: list[int], why: str) -> None:
+        reason = f"crosses unsupported layer '{call.name}' ({call.class_name}): {why}"
         if call.name in self.ignore or call.layer.name in self.ignore:
-            self.freeze(groups, f"{reason} (ignored)")
+            self.freeze(groups, f"{reason} (in ignore=)")
             return
         for g in groups:
-            self.blockers[self.find(g)].append((call.name, call.class_name, reason))
+            self.blockers[self.find(g)].append((call.name, call.class_name, why, reason))
 
     def union(self, groups: list[int]) -> int:
         roots = sorted({self.find(g) for g in groups})
@@ -206,7 +207,7 @@ class LayerGraph:
             frozen = _unique(builder.reasons[gid])
             if not frozen and builder.sizes[gid] <= 1:
                 frozen = ["has a single channel"]
-            reasons = frozen + _unique(b[2] for b in builder.blockers[gid])
+            reasons = frozen + _unique(b[3] for b in builder.blockers[gid])
             objects = {c.name: c.layer for calls in roles.values() for c in calls}
             groups.append(
                 ChannelGroup(
@@ -255,7 +256,7 @@ class LayerGraph:
         """Raise :class:`UnsupportedLayerError` if an unmapped layer blocks an otherwise prunable group."""
         for group in self.groups:
             if group.blocked_only_by_unsupported:
-                name, class_name, why = group.blockers[0]
+                name, class_name, why, _ = group.blockers[0]
                 raise UnsupportedLayerError(
                     f"layer '{name}' ({class_name}) sits in the channel path of group '{group.name}' and "
                     f"gencprunex cannot prune through it ({why}); pass ignore=['{name}'] to leave those "

@@ -67,7 +67,7 @@ class Builder(Protocol):
     def carry(self, call, groups: list[int]) -> None: ...
     def consume(self, call, groups: list[int]) -> None: ...
     def freeze(self, groups: list[int], reason: str) -> None: ...
-    def block(self, call, groups: list[int], reason: str) -> None: ...
+    def block(self, call, groups: list[int], why: str) -> None: ...
     def union(self, groups: list[int]) -> int: ...
     def shape(self, key: int) -> tuple: ...
 
@@ -98,19 +98,18 @@ class Unsupported(Rule):
 
     kind = "unsupported"
 
-    def __init__(self, why: str = "") -> None:
+    def __init__(self, why: str) -> None:
         self.why = why
 
     def propagate(self, builder, call, layouts):
-        detail = f": {self.why}" if self.why else ""
         groups = [g for layout in layouts for g in layout.groups]
-        builder.block(call, groups, f"flows into unsupported layer '{call.name}' ({call.class_name}){detail}")
+        builder.block(call, groups, self.why)
         outs = []
         for index, key in enumerate(call.outputs):
             shape = builder.shape(key)
             size = shape[-1] if len(shape) >= 2 and shape[-1] is not None else 0
             group = builder.new_group(call, index, size)
-            builder.freeze([group], f"produced by unsupported layer '{call.name}' ({call.class_name}){detail}")
+            builder.freeze([group], f"produced by unsupported layer '{call.name}' ({call.class_name}): {self.why}")
             outs.append(Layout.single(group, size))
         return outs
 
@@ -147,9 +146,7 @@ class Producer(Rule):
         if activation in COUPLING_ACTIVATIONS:
             builder.freeze([group], f"normalised across channels by the {activation} activation of '{call.name}'")
         elif activation not in ELEMENTWISE_ACTIVATIONS:
-            builder.block(
-                call, [group], f"activation {activation!r} of '{call.name}' is not known to act channel by channel"
-            )
+            builder.block(call, [group], f"its activation {activation!r} is not known to act channel by channel")
         return [Layout.single(group, size)]
 
     def new_config(self, layer, config, in_width, out_width):

@@ -1,0 +1,1 @@
+"""Hardware budgets and footprints: RAM, Flash and MACs as TensorFlow Lite Micro sees them."""
