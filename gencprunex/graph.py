@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import ModelError, UnsupportedLayerError
-from .layout import Layout
-from .rules import Rule, rule_for
+from .layout import Layout, channel_width
+from .rules import Rule, Unsupported, rule_for
 from .walk import FlatModel, LayerCall, flatten_model
 
 
@@ -169,9 +169,8 @@ class LayerGraph:
 
     def _propagate(self, builder: _Builder) -> dict[int, Layout]:
         layouts: dict[int, Layout] = {}
-        for key, name in zip(self.flat.inputs, self.flat.input_names, strict=False):
-            shape = self.flat.tensors[key].shape
-            size = shape[-1] if len(shape) >= 2 and shape[-1] is not None else 0
+        for key, name in zip(self.flat.inputs, self.flat.input_names, strict=True):
+            size = channel_width(self.flat.tensors[key].shape)
             layouts[key] = Layout.single(builder.input_group(name, size), size)
         calls_per_layer: dict[int, int] = {}
         for call in self.nodes:
@@ -179,11 +178,10 @@ class LayerGraph:
         for call in self.nodes:
             call.rule = rule_for(call.layer)
             in_layouts = [layouts[k] for k in call.inputs]
-            if in_layouts:
-                out_layouts = call.rule.propagate(builder, call, in_layouts)
-            else:
-                out_layouts = _source_layouts(builder, call)
-            for key, layout in zip(call.outputs, out_layouts, strict=False):
+            if not in_layouts:  # a layer that makes tensors from nothing: nothing to follow
+                call.rule = Unsupported("it has no tensor inputs")
+            out_layouts = call.rule.propagate(builder, call, in_layouts)
+            for key, layout in zip(call.outputs, out_layouts, strict=True):
                 layouts[key] = layout
             if call.name in self.ignore or call.layer.name in self.ignore:
                 builder.freeze([g for lo in out_layouts for g in lo.groups], f"layer '{call.name}' is in ignore=")
@@ -288,18 +286,6 @@ class LayerGraph:
 
     def __repr__(self) -> str:
         return f"LayerGraph(model='{self.model.name}', groups={len(self.groups)}, prunable={len(self.prunable)})"
-
-
-def _source_layouts(builder: _Builder, call: LayerCall) -> list[Layout]:
-    """Outputs of a call with no tensor inputs (a constant-producing layer): opaque, frozen groups."""
-    outs = []
-    for index, key in enumerate(call.outputs):
-        shape = builder.shape(key)
-        size = shape[-1] if len(shape) >= 2 and shape[-1] is not None else 0
-        group = builder.new_group(call, index, size)
-        builder.freeze([group], f"produced by '{call.name}' without tensor inputs")
-        outs.append(Layout.single(group, size))
-    return outs
 
 
 def _unique(items: Iterable) -> list:

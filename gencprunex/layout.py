@@ -18,6 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 
 
+def channel_width(shape: tuple) -> int:
+    """Size of the channel (last) axis of a tensor shape with batch dimension, 0 if unknown."""
+    return int(shape[-1]) if len(shape) >= 2 and shape[-1] is not None else 0
+
+
 @dataclass(frozen=True)
 class Segment:
     """``size`` channels of group ``group``, each spread over ``expand`` consecutive positions."""

@@ -154,7 +154,7 @@ class DynamicPruner(ChannelPruner):
                 f"got {len(values)} ratios but model '{graph.model.name}' has {len(names)} prunable groups; "
                 f"expected {len(names)} ratios, in this order: {', '.join(names)}"
             )
-        for index, (name, value) in enumerate(zip(names, values, strict=False)):
+        for index, (name, value) in enumerate(zip(names, values, strict=True)):
             result[name] = check_ratio(value, f"ratios[{index}] (group '{name}')")
         return result
 

@@ -19,7 +19,7 @@ from typing import Protocol
 import keras
 import numpy as np
 
-from .layout import Layout
+from .layout import Layout, channel_width
 
 #: Activations that act on each element independently (channel removal commutes with them).
 ELEMENTWISE_ACTIVATIONS = frozenset(
@@ -106,8 +106,7 @@ class Unsupported(Rule):
         builder.block(call, groups, self.why)
         outs = []
         for index, key in enumerate(call.outputs):
-            shape = builder.shape(key)
-            size = shape[-1] if len(shape) >= 2 and shape[-1] is not None else 0
+            size = channel_width(builder.shape(key))
             group = builder.new_group(call, index, size)
             builder.freeze([group], f"produced by unsupported layer '{call.name}' ({call.class_name}): {self.why}")
             outs.append(Layout.single(group, size))
@@ -244,7 +243,7 @@ class Merge(Rule):
                 builder, call, layouts
             )
         mapping: dict[int, int] = {}
-        for positions in zip(*(_segments(lo) for lo in layouts), strict=False):
+        for positions in zip(*(_segments(lo) for lo in layouts), strict=True):
             root = builder.union([seg.group for seg in positions])
             for seg in positions:
                 mapping[seg.group] = root

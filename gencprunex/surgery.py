@@ -85,7 +85,7 @@ class _Surgeon:
         else:
             inputs = [
                 keras.Input(batch_shape=self._new_shape(t, k), dtype=t.dtype, name=_input_name(t))
-                for t, k in zip(functional.inputs, keys, strict=False)
+                for t, k in zip(functional.inputs, keys, strict=True)
             ]
             outputs = functional._run_through_graph(inputs, operation_fn=self.new_op)
             structure = keras.tree.pack_sequence_as(functional._inputs_struct, inputs)

@@ -137,10 +137,10 @@ class _Walker:
                         f"but has {len(inner.inputs)} inputs"
                     )
                 self.submodel_inputs.setdefault(id(op), in_keys)
-                for tensor, key in zip(inner.inputs, in_keys, strict=False):
+                for tensor, key in zip(inner.inputs, in_keys, strict=True):
                     self.alias(tensor, key)
                 self.walk(inner, (*scope, op.name))
-                for outer, inner_out in zip(node.outputs, inner.outputs, strict=False):
+                for outer, inner_out in zip(node.outputs, inner.outputs, strict=True):
                     self.alias(outer, self.key(inner_out))
             else:
                 out_keys = [self.new_key(t) for t in node.outputs]
