@@ -9,6 +9,7 @@ from .errors import (
     UnsupportedLayerError,
 )
 from .graph import ChannelGroup, LayerGraph
+from .hardware.profile import Footprint, HardwareProfile
 from .pruners import DynamicPruner, FixedPruner
 from .rules import register_rule
 
@@ -19,7 +20,9 @@ __all__ = [
     "DataError",
     "DynamicPruner",
     "FixedPruner",
+    "Footprint",
     "GencPruneXError",
+    "HardwareProfile",
     "LayerGraph",
     "ModelError",
     "ParameterError",
