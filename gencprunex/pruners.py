@@ -10,7 +10,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from .data import resolve_data
-from .errors import ModelError, RatioError
+from .errors import ModelError, ParameterError, RatioError
 from .graph import LayerGraph
 from .importance import group_scores, resolve
 from .plan import check_positive_int, check_ratio, make_plan
@@ -180,7 +180,7 @@ def _names(value, parameter: str) -> tuple[str, ...]:
     try:
         names = tuple(value)
     except TypeError:
-        raise ModelError(f"{parameter} must be a list of layer names, got {value!r}") from None
+        raise ParameterError(f"{parameter} must be a list of layer names, got {value!r}") from None
     if not all(isinstance(n, str) for n in names):
-        raise ModelError(f"{parameter} must be a list of layer names, got {value!r}")
+        raise ParameterError(f"{parameter} must be a list of layer names, got {value!r}")
     return names

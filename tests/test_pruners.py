@@ -232,3 +232,9 @@ def test_pipeline_of_two_pruners(reference_models):
     assert pruned.get_layer("block1_conv1").filters == 12
     assert pruned.get_layer("fc1").units == 24  # 64 → 48 → 24
     assert model.get_layer("fc1").units == 64
+
+
+def test_ignore_must_be_layer_names(mobilenet):
+    with pytest.raises(ParameterError, match="ignore must be a list of layer names"):
+        FixedPruner(0.5, ignore=[3]).fit(mobilenet)
+    assert FixedPruner(0.5, ignore="fc_32").fit(mobilenet).channels_.keys().isdisjoint({"fc_32"})
