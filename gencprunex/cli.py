@@ -113,8 +113,9 @@ def parse_ratios(text: str):
 
 
 def _check_output(source: Path, output: Path, force: bool) -> None:
-    if output.suffix not in (".keras", ".h5"):
-        raise CliError(f"output '{output}' must end in .keras or .h5")
+    from .saving import check_model_suffix
+
+    check_model_suffix(output, "output")
     if output.exists() and source.exists() and output.resolve() == source.resolve():
         raise CliError(f"output '{output}' is the input model; choose another path")
     if output.exists() and not force:

@@ -31,7 +31,7 @@ class ChannelGroup:
     layers: list[str]
     prunable: bool
     reason: str | None
-    blockers: list[tuple[str, str, str, str]] = field(default_factory=list, repr=False)
+    blockers: list[tuple[str, str, str]] = field(default_factory=list, repr=False)
     index: int = field(default=-1, repr=False)
     blocked_only_by_unsupported: bool = field(default=False, repr=False)
     _layer_objects: dict = field(default_factory=dict, repr=False)
@@ -54,7 +54,7 @@ class _Builder:
         self.sizes: list[int] = []
         self.names: list[str] = []
         self.reasons: list[list[str]] = []
-        self.blockers: list[list[tuple[str, str, str, str]]] = []
+        self.blockers: list[list[tuple[str, str, str]]] = []
         self.roles: list[dict[str, list[LayerCall]]] = []
 
     def _new(self, name: str, size: int) -> int:
@@ -97,12 +97,12 @@ class _Builder:
             self.reasons[self.find(g)].append(reason)
 
     def block(self, call: LayerCall, groups: list[int], why: str) -> None:
-        reason = f"crosses unsupported layer '{call.name}' ({call.class_name}): {why}"
-        if call.name in self.ignore or call.layer.name in self.ignore:
-            self.freeze(groups, f"{reason} (in ignore=)")
+        blocker = (call.name, call.class_name, why)
+        if _is_ignored(call, self.ignore):
+            self.freeze(groups, f"{_blocker_reason(*blocker)} (in ignore=)")
             return
         for g in groups:
-            self.blockers[self.find(g)].append((call.name, call.class_name, why, reason))
+            self.blockers[self.find(g)].append(blocker)
 
     def union(self, groups: list[int]) -> int:
         roots = sorted({self.find(g) for g in groups})
@@ -183,7 +183,7 @@ class LayerGraph:
             out_layouts = call.rule.propagate(builder, call, in_layouts)
             for key, layout in zip(call.outputs, out_layouts, strict=True):
                 layouts[key] = layout
-            if call.name in self.ignore or call.layer.name in self.ignore:
+            if _is_ignored(call, self.ignore):
                 builder.freeze([g for lo in out_layouts for g in lo.groups], f"layer '{call.name}' is in ignore=")
             count = calls_per_layer[id(call.layer)]
             if count > 1:
@@ -205,7 +205,7 @@ class LayerGraph:
             frozen = _unique(builder.reasons[gid])
             if not frozen and builder.sizes[gid] <= 1:
                 frozen = ["has a single channel"]
-            reasons = frozen + _unique(b[3] for b in builder.blockers[gid])
+            reasons = frozen + _unique(_blocker_reason(*b) for b in builder.blockers[gid])
             objects = {c.name: c.layer for calls in roles.values() for c in calls}
             groups.append(
                 ChannelGroup(
@@ -254,7 +254,7 @@ class LayerGraph:
         """Raise :class:`UnsupportedLayerError` if an unmapped layer blocks an otherwise prunable group."""
         for group in self.groups:
             if group.blocked_only_by_unsupported:
-                name, class_name, why, _ = group.blockers[0]
+                name, class_name, why = group.blockers[0]
                 raise UnsupportedLayerError(
                     f"layer '{name}' ({class_name}) sits in the channel path of group '{group.name}' and "
                     f"gencprunex cannot prune through it ({why}); pass ignore=['{name}'] to leave those "
@@ -286,6 +286,14 @@ class LayerGraph:
 
     def __repr__(self) -> str:
         return f"LayerGraph(model='{self.model.name}', groups={len(self.groups)}, prunable={len(self.prunable)})"
+
+
+def _is_ignored(call: LayerCall, ignore) -> bool:
+    return call.name in ignore or call.layer.name in ignore
+
+
+def _blocker_reason(name: str, class_name: str, why: str) -> str:
+    return f"crosses unsupported layer '{name}' ({class_name}): {why}"
 
 
 def _unique(items: Iterable) -> list:

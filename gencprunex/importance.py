@@ -130,11 +130,10 @@ def group_scores(graph: LayerGraph, groups: list[ChannelGroup], importance, data
         if not np.all(np.isfinite(values)):
             raise ParameterError(f"importance returned NaN or infinite scores for group '{group.name}'")
         scores[group.name] = values
-    fallbacks = getattr(criterion, "fallbacks", None)
-    if isinstance(criterion, BNScaleImportance) and fallbacks:
+    if isinstance(criterion, BNScaleImportance) and criterion.fallbacks:
         warnings.warn(
-            f"bn_scale: {len(fallbacks)} groups have no BatchNormalization and are ranked by L1 norm: "
-            + ", ".join(fallbacks),
+            f"bn_scale: {len(criterion.fallbacks)} groups have no BatchNormalization and are ranked by L1 norm: "
+            + ", ".join(criterion.fallbacks),
             stacklevel=3,
         )
     return scores

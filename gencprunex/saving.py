@@ -8,6 +8,14 @@ from pathlib import Path
 
 from .errors import ModelError
 
+MODEL_SUFFIXES = (".keras", ".h5")
+
+
+def check_model_suffix(path: Path, role: str) -> None:
+    """Refuse a model file name Keras cannot read or write, naming its ``role`` (input, output)."""
+    if path.suffix not in MODEL_SUFFIXES:
+        raise ModelError(f"{role} model file '{path}' must end in .keras or .h5")
+
 
 def load_model(path: str | os.PathLike):
     """Load a ``.keras`` or ``.h5`` model, with a one-line error for a missing or corrupt file."""
@@ -16,8 +24,7 @@ def load_model(path: str | os.PathLike):
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"model file '{path}' does not exist")
-    if path.suffix not in (".keras", ".h5"):
-        raise ModelError(f"model file '{path}' must be a .keras or .h5 file")
+    check_model_suffix(path, "input")
     try:
         return keras.models.load_model(path, compile=False)
     except Exception as error:  # Keras raises many kinds for a bad file
@@ -31,8 +38,7 @@ def save_model_atomic(model, path: str | os.PathLike) -> Path:
     A crash never leaves a half-written file at ``path``.
     """
     path = Path(path)
-    if path.suffix not in (".keras", ".h5"):
-        raise ModelError(f"cannot save to '{path}': use a .keras or .h5 file name")
+    check_model_suffix(path, "output")
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
     os.close(handle)
