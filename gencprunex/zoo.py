@@ -94,3 +94,42 @@ def dense_autoencoder(input_dim: int = 64, name: str = "fc_autoencoder"):
         ],
         name=name,
     )
+
+
+def ds_cnn_kws(input_shape=(49, 10, 1), filters: int = 64, num_classes: int = 12, name: str = "ds_cnn_kws"):
+    """The MLPerf Tiny keyword-spotting DS-CNN: a strided 10x4 conv, four depthwise-separable blocks
+    (depthwise 3x3 + BN + ReLU, pointwise 1x1 + BN + ReLU), average pooling over the whole map, Flatten, Dense."""
+    inputs = keras.Input(shape=input_shape, name="mfcc")
+    x = L.Conv2D(filters, (10, 4), strides=2, padding="same", use_bias=False, name="conv1")(inputs)
+    x = L.BatchNormalization(name="conv1_bn")(x)
+    x = L.ReLU(name="conv1_relu")(x)
+    x = L.Dropout(0.2, name="conv1_drop")(x)
+    for block in range(1, 5):
+        x = L.DepthwiseConv2D(3, padding="same", use_bias=False, name=f"dw{block}")(x)
+        x = L.BatchNormalization(name=f"dw{block}_bn")(x)
+        x = L.ReLU(name=f"dw{block}_relu")(x)
+        x = L.Conv2D(filters, 1, use_bias=False, name=f"pw{block}")(x)
+        x = L.BatchNormalization(name=f"pw{block}_bn")(x)
+        x = L.ReLU(name=f"pw{block}_relu")(x)
+    x = L.Dropout(0.4, name="drop")(x)
+    x = L.AveragePooling2D(pool_size=tuple(x.shape[1:3]), name="pool")(x)
+    x = L.Flatten(name="flatten")(x)
+    outputs = L.Dense(num_classes, activation="softmax", name="classes")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def small_cnn(input_shape=(28, 28, 1), num_classes: int = 10, name: str = "small_cnn"):
+    """A two-conv image classifier of the kind found in microcontroller tutorials."""
+    return keras.Sequential(
+        [
+            keras.Input(shape=input_shape, name="image"),
+            L.Conv2D(8, 3, activation="relu", name="conv1"),
+            L.MaxPooling2D(name="pool1"),
+            L.Conv2D(16, 3, activation="relu", name="conv2"),
+            L.MaxPooling2D(name="pool2"),
+            L.Flatten(name="flatten"),
+            L.Dense(32, activation="relu", name="fc"),
+            L.Dense(num_classes, activation="softmax", name="classes"),
+        ],
+        name=name,
+    )
