@@ -4,6 +4,7 @@ the benchmarks and the tests. All are built untrained (``weights=None``); nothin
 from __future__ import annotations
 
 import keras
+import numpy as np
 
 L = keras.layers
 
@@ -133,3 +134,116 @@ def small_cnn(input_shape=(28, 28, 1), num_classes: int = 10, name: str = "small
         ],
         name=name,
     )
+
+
+def _conv_bn(x, filters: int, kernel_size: int, name: str, strides: int = 1, relu: bool = True):
+    """Conv2D (same padding, L2 weight decay) → BatchNormalization → optional ReLU."""
+    x = L.Conv2D(
+        filters,
+        kernel_size,
+        strides=strides,
+        padding="same",
+        kernel_initializer="he_normal",
+        kernel_regularizer=keras.regularizers.L2(1e-4),
+        name=name,
+    )(x)
+    x = L.BatchNormalization(name=f"{name}_bn")(x)
+    return L.ReLU(name=f"{name}_relu")(x) if relu else x
+
+
+def resnet8(input_shape=(32, 32, 3), num_classes: int = 10, name: str = "resnet8"):
+    """MLPerf Tiny's image-classification ResNet-8: a 16-filter stem and three residual stacks of
+    16, 32 and 64 filters (two 3x3 conv + BN, ReLU between; the last two stacks halve the map and take a
+    strided 1x1 projection shortcut), average pooling over the whole map, Flatten, Dense softmax."""
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = _conv_bn(inputs, 16, 3, "stem")
+    for stack, filters in enumerate((16, 32, 64), start=1):
+        strides = 1 if stack == 1 else 2
+        y = _conv_bn(x, filters, 3, f"stack{stack}_conv1", strides=strides)
+        y = _conv_bn(y, filters, 3, f"stack{stack}_conv2", relu=False)
+        if strides != 1 or x.shape[-1] != filters:
+            x = L.Conv2D(
+                filters,
+                1,
+                strides=strides,
+                padding="same",
+                kernel_initializer="he_normal",
+                kernel_regularizer=keras.regularizers.L2(1e-4),
+                name=f"stack{stack}_shortcut",
+            )(x)
+        x = L.Add(name=f"stack{stack}_add")([x, y])
+        x = L.ReLU(name=f"stack{stack}_relu")(x)
+    x = L.AveragePooling2D(pool_size=tuple(x.shape[1:3]), name="pool")(x)
+    x = L.Flatten(name="flatten")(x)
+    outputs = L.Dense(num_classes, activation="softmax", kernel_initializer="he_normal", name="classes")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def mobilenet_v2(alpha: float = 0.35, input_shape=(96, 96, 3), num_classes: int = 2, name: str = "mobilenet_v2"):
+    """keras.applications.MobileNetV2 (inverted residual blocks joined by Add, untrained) with a
+    GlobalAveragePooling → Dropout → Dense softmax head."""
+    inputs = keras.Input(shape=input_shape, name="image")
+    backbone = keras.applications.MobileNetV2(input_tensor=inputs, include_top=False, alpha=alpha, weights=None)
+    x = L.GlobalAveragePooling2D(name="pool")(backbone.output)
+    x = L.Dropout(0.2, name="drop")(x)
+    outputs = L.Dense(num_classes, activation="softmax", name="classes")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def se_cnn(input_shape=(32, 32, 3), num_classes: int = 10, ratio: int = 4, name: str = "se_cnn"):
+    """A small CNN with a squeeze-and-excitation block: the feature map is scaled channel by channel by a
+    (1, 1, C) sigmoid gate computed from its global average (GAP → Reshape → Dense → Dense → Multiply)."""
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = _conv_bn(inputs, 16, 3, "conv1", strides=2)
+    x = _conv_bn(x, 32, 3, "conv2", strides=2)
+    channels = int(x.shape[-1])
+    gate = L.GlobalAveragePooling2D(name="se_squeeze")(x)
+    gate = L.Reshape((1, 1, channels), name="se_reshape")(gate)
+    gate = L.Dense(channels // ratio, activation="relu", name="se_reduce")(gate)
+    gate = L.Dense(channels, activation="sigmoid", name="se_expand")(gate)
+    x = L.Multiply(name="se_excite")([x, gate])
+    x = _conv_bn(x, 48, 3, "conv3", strides=2)
+    x = L.GlobalAveragePooling2D(name="pool")(x)
+    outputs = L.Dense(num_classes, activation="softmax", name="classes")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def inception_cnn(input_shape=(32, 32, 3), num_classes: int = 10, name: str = "inception_cnn"):
+    """A small CNN with an Inception-style block: a 1x1 branch, a 1x1 → 3x3 branch and a max-pooling branch
+    (which carries the block's input channels) concatenated on the channel axis and read by a 1x1 conv."""
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = _conv_bn(inputs, 16, 3, "stem", strides=2)
+    a = _conv_bn(x, 8, 1, "branch_1x1")
+    b = _conv_bn(x, 8, 1, "branch_3x3_reduce")
+    b = _conv_bn(b, 16, 3, "branch_3x3")
+    c = L.MaxPooling2D(3, strides=1, padding="same", name="branch_pool")(x)
+    x = L.Concatenate(name="mixed")([a, b, c])
+    x = _conv_bn(x, 32, 1, "mixed_project")
+    x = L.MaxPooling2D(name="pool1")(x)
+    x = _conv_bn(x, 32, 3, "conv2")
+    x = L.GlobalAveragePooling2D(name="pool")(x)
+    outputs = L.Dense(num_classes, activation="softmax", name="classes")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def with_trained_statistics(model, seed: int = 0):
+    """Give ``model``'s biases, BatchNorm parameters/statistics and PReLU slopes random non-trivial values.
+
+    An untrained model has all-zero biases, which the TFLite converter drops or shares, so its file is
+    not representative of a trained one; kernels keep their (random, fan-in scaled) initial values.
+    Modifies ``model`` in place and returns it. For benchmarks and tests only.
+    """
+    rng = np.random.default_rng(seed)
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        for weight in layer.weights:
+            if weight.name in ("kernel", "depthwise_kernel", "pointwise_kernel") or "seed" in weight.path:
+                continue
+            shape = tuple(weight.shape)
+            if weight.name in ("gamma", "moving_variance"):
+                value = rng.uniform(0.5, 1.5, shape)
+            elif weight.name == "alpha":
+                value = rng.uniform(0.05, 0.3, shape)
+            else:
+                value = rng.normal(0.0, 0.1, shape)
+            weight.assign(value.astype(weight.dtype))
+    return model

@@ -49,4 +49,11 @@ def test_bad_limits_are_refused(field, value):
 
 def test_footprint_to_dict():
     fp = Footprint(ram=1, flash=2, macs=3, params=4, layers=[{"op": "CONV_2D", "macs": 3}])
-    assert fp.to_dict() == {"ram": 1, "flash": 2, "macs": 3, "params": 4, "layers": [{"op": "CONV_2D", "macs": 3}]}
+    assert fp.to_dict() == {
+        "ram": 1,
+        "flash": 2,
+        "macs": 3,
+        "params": 4,
+        "layers": [{"op": "CONV_2D", "macs": 3}],
+        "details": {},
+    }

@@ -23,7 +23,8 @@ class Footprint:
 
     ``ram``: tensor arena bytes; ``flash``: bytes of the ``.tflite`` flatbuffer; ``macs``: multiply-
     accumulates per inference; ``params``: weight count; ``layers``: one dict per op (op type, output
-    shape, MACs, weight bytes, activation bytes).
+    shape, MACs, weight bytes, activation bytes); ``details``: how the figures were obtained (arena head
+    and tail, method, pointer size, skipped layers).
     """
 
     ram: int
@@ -31,6 +32,7 @@ class Footprint:
     macs: int
     params: int
     layers: list[dict] = field(default_factory=list)
+    details: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """A JSON-ready dict."""
@@ -70,6 +72,25 @@ class HardwareProfile:
             if limit is not None and used > limit:
                 over[budget] = used - limit
         return over
+
+    def estimate(self, model_or_graph, plan=None, **options) -> Footprint:
+        """Footprint predicted from the Keras graph, no conversion (see :func:`gencprunex.hardware.estimate`).
+
+        ``hw.estimate(model)`` or ``hw.estimate(graph, plan)`` with a pruner's ``graph_`` and ``plan_``;
+        options: ``input_type``, ``output_type`` (default int8), ``strict`` (default True), ``layers``.
+        """
+        from .estimate import estimate
+
+        return estimate(model_or_graph, plan, **options)
+
+    def measure(self, model, representative_data=None, **options) -> Footprint:
+        """Footprint of the converted int8 model (see :func:`gencprunex.hardware.measure`).
+
+        Options: ``input_type``, ``output_type`` (default int8), ``backend`` ("analytic" or "tflm").
+        """
+        from .measure import measure
+
+        return measure(model, representative_data, **options)
 
     def fits(self, footprint: Footprint) -> bool:
         """True when the footprint is within every budget."""
