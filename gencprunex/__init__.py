@@ -8,6 +8,7 @@ from .errors import (
     RatioError,
     UnsupportedLayerError,
 )
+from .finetune import FineTuner
 from .graph import ChannelGroup, LayerGraph
 from .hardware.profile import Footprint, HardwareProfile
 from .pruners import DynamicPruner, FixedPruner
@@ -19,6 +20,7 @@ __all__ = [
     "ChannelGroup",
     "DataError",
     "DynamicPruner",
+    "FineTuner",
     "FixedPruner",
     "Footprint",
     "GencPruneXError",

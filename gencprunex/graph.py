@@ -20,8 +20,11 @@ class ChannelGroup:
 
     ``producers`` create the channels (their output axis is sliced), ``layers`` carry them
     channel by channel (BatchNormalization, depthwise convolutions, activations, pooling, Flatten...),
-    ``consumers`` read them (their input axis is sliced). ``prunable`` is False when the channels
-    reach a model output or cross a layer that cannot be mapped; ``reason`` then says why.
+    ``consumers`` read them (their input axis is sliced). Outputs joined by ``Add``, ``Multiply``
+    and the other merges (residual shortcuts, squeeze-and-excitation gates) form one group with
+    several producers, which all keep the same channels; a ``Concatenate`` joins nothing, its
+    consumers read each input group at its offset. ``prunable`` is False when the channels reach a
+    model output or cross a layer that cannot be mapped; ``reason`` then says why.
     """
 
     name: str
@@ -35,6 +38,7 @@ class ChannelGroup:
     index: int = field(default=-1, repr=False)
     blocked_only_by_unsupported: bool = field(default=False, repr=False)
     _layer_objects: dict = field(default_factory=dict, repr=False)
+    _output_rows: dict = field(default_factory=dict, repr=False)
 
     def get_layer(self, name: str):
         """The Keras layer object of a producer, consumer or carrier of this group."""
@@ -42,6 +46,17 @@ class ChannelGroup:
             return self._layer_objects[name]
         except KeyError:
             raise KeyError(f"layer '{name}' is not part of group '{self.name}'") from None
+
+    def channel_rows(self, name: str) -> np.ndarray | None:
+        """Where this group's channels sit on the channel axis of carrier ``name``'s output.
+
+        ``arange(size)`` for a layer that carries only this group (BatchNormalization, ReLU); an
+        offset range after a concatenation (the first copy if it holds the group twice); None when
+        the channels are spread out there (Flatten, depthwise multiplier).
+        """
+        if name not in self.layers:
+            raise KeyError(f"layer '{name}' does not carry group '{self.name}'")
+        return self._output_rows.get(name)
 
 
 class _Builder:
@@ -104,9 +119,13 @@ class _Builder:
         for g in groups:
             self.blockers[self.find(g)].append(blocker)
 
-    def union(self, groups: list[int]) -> int:
+    def union(self, groups: list[int], via: str | None = None) -> int:
+        """Join ``groups`` into one; ``via`` (the joining layer) is named in the reasons they bring."""
         roots = sorted({self.find(g) for g in groups})
         root = roots[0]
+        if via is not None and len(roots) > 1:
+            for r in roots:
+                self.reasons[r] = [_joined_reason(reason, self.names[r], via) for reason in self.reasons[r]]
         for other in roots[1:]:
             if self.sizes[other] != self.sizes[root]:  # pragma: no cover - Keras checks shapes first
                 raise ModelError(
@@ -153,7 +172,7 @@ class LayerGraph:
         self._check_ignore()
         builder = _Builder(self.flat, set(self.ignore))
         self._layouts = self._propagate(builder)
-        self.groups = self._make_groups(builder)
+        self.groups = self._make_groups(builder, self._layouts)
         self.prunable = [g for g in self.groups if g.prunable]
         self._by_name = {g.name: g for g in self.groups}
         self._group_of_layer = self._index_layers()
@@ -196,7 +215,7 @@ class LayerGraph:
             builder.freeze(layouts[key].groups, f"reaches a model output {where}")
         return {key: layout.renamed(builder.find) for key, layout in layouts.items()}
 
-    def _make_groups(self, builder: _Builder) -> list[ChannelGroup]:
+    def _make_groups(self, builder: _Builder, layouts: dict[int, Layout]) -> list[ChannelGroup]:
         groups = []
         for gid in range(len(builder.parent)):
             if builder.find(gid) != gid:
@@ -207,6 +226,7 @@ class LayerGraph:
                 frozen = ["has a single channel"]
             reasons = frozen + _unique(_blocker_reason(*b) for b in builder.blockers[gid])
             objects = {c.name: c.layer for calls in roles.values() for c in calls}
+            rows = {c.name: layouts[c.outputs[0]].channel_rows(gid) for c in roles["layers"] if c.outputs}
             groups.append(
                 ChannelGroup(
                     name=builder.names[gid],
@@ -220,6 +240,7 @@ class LayerGraph:
                     index=gid,
                     blocked_only_by_unsupported=not frozen and bool(builder.blockers[gid]),
                     _layer_objects=objects,
+                    _output_rows=rows,
                 )
             )
         return groups
@@ -240,11 +261,22 @@ class LayerGraph:
     def group(self, name: str) -> ChannelGroup:
         """The group called ``name``, or the group a layer called ``name`` outputs."""
         group = self._by_name.get(name) or self._group_of_layer.get(name)
+        if group is None and len(self.output_groups(name)) > 1:
+            names = ", ".join(g.name for g in self.output_groups(name))
+            raise KeyError(f"layer '{name}' outputs the channels of several groups ({names}); name one of them")
         if group is None:
             close = difflib.get_close_matches(name, [g.name for g in self.groups], n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise KeyError(f"no group or layer named '{name}' in model '{self.model.name}'{hint}")
         return group
+
+    def output_groups(self, name: str) -> list[ChannelGroup]:
+        """The groups whose channels layer call ``name`` outputs, in order of appearance ([] if unknown)."""
+        by_index = {g.index: g for g in self.groups}
+        for call in self.nodes:
+            if call.name == name and len(call.outputs) == 1:
+                return [by_index[g] for g in self._layouts[call.outputs[0]].groups]
+        return []
 
     def layout(self, tensor_key: int) -> Layout:
         """Channel layout of one tensor of the flattened graph."""
@@ -294,6 +326,13 @@ def _is_ignored(call: LayerCall, ignore) -> bool:
 
 def _blocker_reason(name: str, class_name: str, why: str) -> str:
     return f"crosses unsupported layer '{name}' ({class_name}): {why}"
+
+
+def _joined_reason(reason: str, name: str, via: str) -> str:
+    """A reason group ``name`` had before ``via`` joined it to others, phrased for the joined group."""
+    if reason.startswith("joined "):
+        return reason
+    return f"joined by {via} to '{name}', which is not prunable: {reason}"
 
 
 def _unique(items: Iterable) -> list:

@@ -53,6 +53,9 @@ class NormImportance:
 class BNScaleImportance:
     """|gamma| of the BatchNormalization layers that carry the group (network slimming).
 
+    Summed over every such layer (the BNs of all producers of a residual group); after a
+    concatenation the group's own slice of gamma is read.
+
     Groups without a BatchNormalization fall back to the L1 norm of their producers; their names
     are collected in ``fallbacks``.
     """
@@ -66,8 +69,9 @@ class BNScaleImportance:
         for name in group.layers:
             layer = group.get_layer(name)
             gamma = next((w for w in layer.weights if w.name == "gamma"), None)
-            if gamma is not None and gamma.shape[0] == group.size:
-                scores += np.abs(gamma.numpy())
+            rows = group.channel_rows(name)
+            if gamma is not None and rows is not None:
+                scores += np.abs(gamma.numpy()[rows])
                 found = True
         if not found:
             self.fallbacks.append(group.name)

@@ -124,6 +124,23 @@ class Layout:
             )
         )
 
+    def channel_rows(self, group: int) -> np.ndarray | None:
+        """Positions of channels 0…size−1 of ``group`` where it first appears, one position per channel.
+
+        None when the group is absent, spread (depthwise ``expand``) or repeated (Flatten) there.
+        """
+        offset = 0
+        for block in self.blocks:
+            inner_offset = 0
+            for seg in block.segments:
+                if seg.group == group:
+                    if seg.expand != 1 or block.repeat != 1:
+                        return None
+                    return offset + inner_offset + np.arange(seg.size, dtype=np.int64)
+                inner_offset += seg.width
+            offset += block.width
+        return None
+
     def kept_rows(self, kept: Mapping[int, np.ndarray]) -> np.ndarray:
         """Positions of the last axis that survive when group ``g`` keeps channels ``kept[g]``.
 

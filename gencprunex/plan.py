@@ -9,7 +9,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from .errors import ParameterError, RatioError
-from .graph import LayerGraph
+from .graph import ChannelGroup, LayerGraph
 
 
 def check_ratio(value, where: str) -> float:
@@ -67,3 +67,69 @@ def make_plan(
 def plan_by_index(graph: LayerGraph, plan: Mapping[str, np.ndarray]) -> dict[int, np.ndarray]:
     """The plan keyed by internal group index, as layouts expect it."""
     return {graph.group(name).index: kept for name, kept in plan.items()}
+
+
+def prunable_group(graph: LayerGraph, key, parameter: str) -> ChannelGroup:
+    """The prunable group that ``key`` (a group or layer name) names in ``parameter``, or a :class:`RatioError`."""
+    if not isinstance(key, str):
+        raise RatioError(f"{parameter} keys must be group or layer names, got {key!r}")
+    several = graph.output_groups(key)
+    if len(several) > 1:
+        raise RatioError(
+            f"{parameter} names layer '{key}', whose output holds the channels of several groups "
+            f"({', '.join(g.name for g in several)}); name one of them"
+        )
+    try:
+        group = graph.group(key)
+    except KeyError:
+        names = ", ".join(g.name for g in graph.prunable) or "none"
+        raise RatioError(
+            f"{parameter} names '{key}', which is no group or layer of model '{graph.model.name}'; "
+            f"prunable groups: {names}"
+        ) from None
+    if not group.prunable:
+        raise RatioError(f"{parameter} names '{key}' (group '{group.name}'), which cannot be pruned: {group.reason}")
+    return group
+
+
+def group_caps(graph: LayerGraph, max_ratio) -> dict[str, float]:
+    """``{group name: highest allowed ratio}`` for the prunable groups ``max_ratio`` caps.
+
+    ``max_ratio`` is None (no cap: an empty dict), one number in [0, 1) for every prunable group,
+    or a dict ``{group or layer name: cap}`` (groups left out are not capped).
+    """
+    if max_ratio is None:
+        return {}
+    if isinstance(max_ratio, Mapping):
+        caps: dict[str, float] = {}
+        source: dict[str, str] = {}
+        for key, value in max_ratio.items():
+            group = prunable_group(graph, key, "max_ratio")
+            cap = check_ratio(value, f"max_ratio for '{key}'")
+            if group.name in caps and caps[group.name] != cap:
+                raise RatioError(
+                    f"max_ratio gives group '{group.name}' two caps: {caps[group.name]} (as '{source[group.name]}') "
+                    f"and {cap} (as '{key}')"
+                )
+            caps[group.name] = cap
+            source[group.name] = key
+        return caps
+    if isinstance(max_ratio, bool) or not isinstance(max_ratio, numbers.Real):
+        raise ParameterError(
+            f"max_ratio must be None, a number in [0, 1) or a dict {{group or layer name: cap}}, got {max_ratio!r}"
+        )
+    cap = check_ratio(max_ratio, "max_ratio")
+    return {group.name: cap for group in graph.prunable}
+
+
+def cap_ratios(graph: LayerGraph, ratios: Mapping[str, float], max_ratio) -> dict[str, float]:
+    """``ratios`` ({group name: ratio}) with each ratio lowered to its group's cap under ``max_ratio``.
+
+    See :func:`group_caps` for the forms ``max_ratio`` takes; it is validated here.
+    """
+    caps = group_caps(graph, max_ratio)
+    capped = {}
+    for name, ratio in ratios.items():
+        cap = caps.get(graph.group(name).name)
+        capped[name] = ratio if cap is None else min(ratio, cap)
+    return capped

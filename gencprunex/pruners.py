@@ -13,7 +13,7 @@ from .data import resolve_data
 from .errors import ModelError, ParameterError, RatioError
 from .graph import LayerGraph
 from .importance import group_scores, resolve
-from .plan import check_positive_int, check_ratio, make_plan
+from .plan import cap_ratios, check_positive_int, check_ratio, make_plan, prunable_group
 from .surgery import kept_outputs, prune_model
 
 
@@ -22,7 +22,8 @@ class ChannelPruner(BaseEstimator, ABC):
 
     Subclasses say which ratio each prunable group gets (``_group_ratios``).
 
-    Fitted attributes: ``graph_`` (:class:`LayerGraph`), ``ratios_`` ({group name: ratio}),
+    Fitted attributes: ``graph_`` (:class:`LayerGraph`), ``ratios_`` ({group name: ratio}, after
+    ``max_ratio`` caps),
     ``plan_`` ({group name: kept channel indices}), ``keep_`` ({layer name: kept output channel
     indices} for every layer whose output shrinks), ``channels_`` ({group name: (before, after)}).
     """
@@ -42,7 +43,7 @@ class ChannelPruner(BaseEstimator, ABC):
         criterion = resolve(self.importance)
         graph = LayerGraph(model, ignore=_names(self.ignore, "ignore"))
         graph.check_supported()
-        ratios = self._group_ratios(graph)
+        ratios = cap_ratios(graph, self._group_ratios(graph), self.max_ratio)
         to_cut = {name: r for name, r in ratios.items() if r > 0}
         scores = group_scores(graph, [graph.group(n) for n in to_cut], criterion, resolve_data(data))
         plan = make_plan(graph, to_cut, scores, min_channels=min_channels, round_to=round_to)
@@ -90,18 +91,23 @@ class FixedPruner(ChannelPruner):
         Never keep fewer channels than this in a group.
     ignore:
         Layer names whose output channels stay whole (also the way past an unsupported layer).
+        Naming one layer of a residual group (channels joined by ``Add``) keeps the whole group.
+    max_ratio:
+        Highest ratio any group may get: None (no cap), a number in [0, 1) for every group, or a dict
+        ``{group or layer name: cap}``. Ratios above the cap are lowered to it.
 
     Examples
     --------
     >>> pruned = FixedPruner(ratio=0.5).fit(model).transform()  # doctest: +SKIP
     """
 
-    def __init__(self, ratio=0.5, importance="l1", round_to=1, min_channels=1, ignore=()):
+    def __init__(self, ratio=0.5, importance="l1", round_to=1, min_channels=1, ignore=(), max_ratio=None):
         self.ratio = ratio
         self.importance = importance
         self.round_to = round_to
         self.min_channels = min_channels
         self.ignore = ignore
+        self.max_ratio = max_ratio
 
     def _group_ratios(self, graph):
         ratio = check_ratio(self.ratio, "ratio")
@@ -116,16 +122,17 @@ class DynamicPruner(ChannelPruner):
     ratios:
         A list with one ratio per prunable group, in the order of ``LayerGraph(model).prunable``,
         or a dict ``{group name or layer name: ratio}``; groups left out keep all channels.
-    importance, round_to, min_channels, ignore:
+    importance, round_to, min_channels, ignore, max_ratio:
         As for :class:`FixedPruner`.
     """
 
-    def __init__(self, ratios, importance="l1", round_to=1, min_channels=1, ignore=()):
+    def __init__(self, ratios, importance="l1", round_to=1, min_channels=1, ignore=(), max_ratio=None):
         self.ratios = ratios
         self.importance = importance
         self.round_to = round_to
         self.min_channels = min_channels
         self.ignore = ignore
+        self.max_ratio = max_ratio
 
     def _group_ratios(self, graph):
         names = [g.name for g in graph.prunable]
@@ -133,7 +140,7 @@ class DynamicPruner(ChannelPruner):
         if isinstance(self.ratios, Mapping):
             source: dict[str, str] = {}
             for key, value in self.ratios.items():
-                group = _prunable_group(graph, key, names)
+                group = prunable_group(graph, key, "ratios")
                 ratio = check_ratio(value, f"ratio for '{key}'")
                 if group.name in source and result[group.name] != ratio:
                     raise RatioError(
@@ -157,21 +164,6 @@ class DynamicPruner(ChannelPruner):
         for index, (name, value) in enumerate(zip(names, values, strict=True)):
             result[name] = check_ratio(value, f"ratios[{index}] (group '{name}')")
         return result
-
-
-def _prunable_group(graph: LayerGraph, key, names: list[str]):
-    if not isinstance(key, str):
-        raise RatioError(f"ratios keys must be group or layer names, got {key!r}")
-    try:
-        group = graph.group(key)
-    except KeyError:
-        raise RatioError(
-            f"ratios names '{key}', which is no group or layer of model '{graph.model.name}'; "
-            f"prunable groups: {', '.join(names)}"
-        ) from None
-    if not group.prunable:
-        raise RatioError(f"ratios names '{key}' (group '{group.name}'), which cannot be pruned: {group.reason}")
-    return group
 
 
 def _names(value, parameter: str) -> tuple[str, ...]:

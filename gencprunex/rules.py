@@ -68,7 +68,7 @@ class Builder(Protocol):
     def consume(self, call, groups: list[int]) -> None: ...
     def freeze(self, groups: list[int], reason: str) -> None: ...
     def block(self, call, groups: list[int], why: str) -> None: ...
-    def union(self, groups: list[int]) -> int: ...
+    def union(self, groups: list[int], via: str | None = None) -> int: ...
     def shape(self, key: int) -> tuple: ...
 
 
@@ -233,31 +233,47 @@ class Reshape(Rule):
 
 
 class Merge(Rule):
-    """Add, Subtract, Multiply, Average, Maximum, Minimum: all inputs share one channel group."""
+    """Add, Subtract, Multiply, Average, Maximum, Minimum: all inputs share one channel group.
+
+    Channel ``i`` of the output depends on channel ``i`` of every input only, so the groups at the
+    same position of every input are joined: they keep the same channels. An input with a single
+    channel broadcast across the others (a spatial attention map) is read whole. Inputs whose
+    channels are split into groups differently (a concatenation added to one layer's output) cannot
+    be aligned: their groups are kept whole.
+    """
 
     kind = "merge"
 
     def propagate(self, builder, call, layouts):
-        if any(_layout_shape(lo) != _layout_shape(layouts[0]) for lo in layouts[1:]):
-            return Unsupported("it broadcasts one input across the channels of another").propagate(
-                builder, call, layouts
+        label = f"{call.class_name} '{call.name}'"
+        widths = [layout.width for layout in layouts]
+        wide = [layout for layout in layouts if layout.width != 1] or layouts
+        if 0 in widths or len({layout.width for layout in wide}) > 1:
+            why = f"its inputs have {', '.join(map(str, widths))} channels, which cannot be matched"
+            return Unsupported(why).propagate(builder, call, layouts)
+        narrow = [g for layout in layouts if not any(layout is w for w in wide) for g in layout.groups]
+        builder.consume(call, narrow)
+        if any(_layout_shape(lo) != _layout_shape(wide[0]) for lo in wide[1:]):
+            groups = [g for layout in wide for g in layout.groups]
+            builder.carry(call, groups)
+            builder.freeze(
+                groups, f"joined by {label}, whose inputs group their channels differently (e.g. a concatenation)"
             )
-        mapping: dict[int, int] = {}
-        for positions in zip(*(_segments(lo) for lo in layouts), strict=True):
-            root = builder.union([seg.group for seg in positions])
-            for seg in positions:
-                mapping[seg.group] = root
-        out = layouts[0].renamed(lambda g: mapping.get(g, g))
+            return [wide[0]]
+        for positions in zip(*(_segments(lo) for lo in wide), strict=True):
+            builder.union([seg.group for seg in positions], via=label)
+        out = wide[0].renamed(builder.find)
         builder.carry(call, out.groups)
-        builder.freeze(
-            out.groups,
-            f"joined by {call.class_name} '{call.name}': pruning across merges is not supported yet",
-        )
         return [out]
 
 
 class Concatenate(Rule):
-    """Concatenate on the channel axis: the output's channels are its inputs' groups, with offsets."""
+    """Concatenate on the channel axis: the output's channels are its inputs' groups, with offsets.
+
+    Each input group keeps its own channels; the consumers' input rows follow the offsets. The same
+    group may appear several times (a tensor concatenated with itself). On another axis every
+    input has the same channels, so the inputs are joined as by :class:`Merge`.
+    """
 
     kind = "concat"
 
@@ -270,10 +286,6 @@ class Concatenate(Rule):
         for layout in layouts[1:]:
             out = out.concatenated(layout)
         builder.carry(call, out.groups)
-        builder.freeze(
-            out.groups,
-            f"concatenated by '{call.name}': pruning across concatenations is not supported yet",
-        )
         return [out]
 
 

@@ -46,8 +46,10 @@ def find_layer(model: keras.Model, name: str):
 def masked_reference(model: keras.Model, graph: LayerGraph, plan: dict) -> keras.Model:
     """A copy of ``model`` whose consumers ignore the dropped channels (their input rows zeroed).
 
-    With per-channel layers between producer and consumer, this copy computes exactly what the
-    pruned model computes.
+    Between a producer and its consumers channels only pass through per-channel layers, merges
+    (channel i of the output from channel i of each input) and concatenations (rows found through
+    the tensor's layout), so a dropped channel reaches nothing but zeroed rows: this copy computes
+    exactly what the pruned model computes.
     """
     reference = keras.models.clone_model(model)
     reference.set_weights(model.get_weights())

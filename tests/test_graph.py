@@ -63,24 +63,28 @@ def _two_branch_model(merge):
     return randomize(keras.Model(inputs, L.Dense(2, name="out")(x)))
 
 
-@pytest.mark.parametrize("merge", [L.Add, L.Multiply, L.Subtract, L.Maximum, L.Concatenate])
-def test_merges_are_parsed_and_never_mispruned(merge):
+@pytest.mark.parametrize("merge", [L.Add, L.Multiply, L.Subtract, L.Maximum, L.Minimum, L.Average, L.Concatenate])
+def test_merges_are_pruned_across(merge):
     model = _two_branch_model(merge)
     graph = LayerGraph(model)
-    assert [g.name for g in graph.prunable] == ["trunk", "after"]
-    left = graph.group("left")
-    assert not left.prunable and "join" in left.reason
-    if merge is not L.Concatenate:
-        assert graph.group("right") is left  # one group across the merge
-        assert left.producers == ["left", "right"]
+    if merge is L.Concatenate:  # each input keeps its own group; the consumer reads them with offsets
+        assert [g.name for g in graph.prunable] == ["trunk", "left", "right", "after"]
+        assert graph.group("left").consumers == graph.group("right").consumers == ["after"]
+    else:
+        assert [g.name for g in graph.prunable] == ["trunk", "left", "after"]
+        assert graph.group("right") is graph.group("left")  # one group across the merge
+        assert graph.group("left").producers == ["left", "right"]
+        assert graph.group("join").name == "left"
     pruner = FixedPruner(0.5).fit(model)
     pruned = pruner.transform()
     x = random_input(model)
     assert max_abs_diff(pruned(x), masked_reference(model, pruner.graph_, pruner.plan_)(x)) <= 1e-5
-    assert pruned.get_layer("left").filters == 8 and pruned.get_layer("after").filters == 3
+    assert pruned.get_layer("left").filters == pruned.get_layer("right").filters == 4
+    assert pruned.get_layer("after").filters == 3
+    assert pruned.get_layer("after").get_weights()[0].shape[-2] == (8 if merge is L.Concatenate else 4)
 
 
-def test_broadcast_multiply_is_parsed():
+def test_broadcast_multiply_joins_gate_and_features():
     """A squeeze-and-excitation gate: (1, 1, C) times (H, W, C)."""
     inputs = keras.Input((8, 8, 3))
     features = L.Conv2D(8, 3, padding="same", name="features")(inputs)
@@ -90,8 +94,59 @@ def test_broadcast_multiply_is_parsed():
     x = L.Conv2D(4, 1, name="after")(x)
     model = keras.Model(inputs, L.GlobalAveragePooling2D()(x))
     graph = LayerGraph(model)
-    assert not graph.group("features").prunable and not graph.group("gate").prunable
-    assert [g.name for g in graph.prunable] == []  # 'after' reaches the output
+    assert graph.group("gate") is graph.group("features")
+    assert graph.group("features").producers == ["features", "gate"]
+    assert graph.group("features").consumers == ["gate", "after"]
+    assert [g.name for g in graph.prunable] == ["features"]  # 'after' reaches the output
+
+
+def test_single_channel_map_broadcasts_across_channels():
+    """A spatial attention map: (H, W, 1) times (H, W, C) keeps the C channels' group."""
+    inputs = keras.Input((8, 8, 3))
+    features = L.Conv2D(8, 3, padding="same", name="features")(inputs)
+    attention = L.Conv2D(1, 1, activation="sigmoid", name="attention")(features)
+    x = L.Multiply(name="attend")([attention, features])
+    x = L.Conv2D(4, 1, name="after")(x)
+    model = randomize(keras.Model(inputs, L.Dense(2)(L.GlobalAveragePooling2D()(x))))
+    graph = LayerGraph(model)
+    assert [g.name for g in graph.prunable] == ["features", "after"]
+    assert graph.group("attend") is graph.group("features")
+    pruner = FixedPruner(0.5).fit(model)
+    x = random_input(model)
+    assert max_abs_diff(pruner.transform()(x), masked_reference(model, pruner.graph_, pruner.plan_)(x)) <= 1e-5
+
+
+def test_merge_of_differently_grouped_inputs_is_frozen():
+    inputs = keras.Input((8, 8, 3))
+    a = L.Conv2D(4, 1, name="a")(inputs)
+    b = L.Conv2D(4, 1, name="b")(inputs)
+    wide = L.Conv2D(8, 1, name="wide")(inputs)
+    x = L.Add(name="join")([L.Concatenate(name="cat")([a, b]), wide])
+    model = keras.Model(inputs, L.Dense(2)(L.GlobalAveragePooling2D()(L.Conv2D(4, 1, name="after")(x))))
+    graph = LayerGraph(model)
+    assert [g.name for g in graph.prunable] == ["after"]
+    assert "joined by Add 'join', whose inputs group their channels differently" in graph.group("wide").reason
+    assert "joined by Add 'join'" in graph.group("a").reason
+
+
+def test_merge_with_a_frozen_path_freezes_the_group():
+    inputs = keras.Input((8, 8, 4), name="image")
+    x = L.Conv2D(4, 3, padding="same", name="conv")(inputs)
+    x = L.Add(name="skip")([inputs, x])
+    model = keras.Model(inputs, L.Dense(2)(L.GlobalAveragePooling2D()(L.Conv2D(4, 1, name="after")(x))))
+    group = LayerGraph(model).group("conv")
+    assert group.name == "image" and group.producers == ["conv"]
+    assert group.reason == "joined by Add 'skip' to 'image', which is not prunable: model input"
+
+
+def test_residual_group_reaching_an_output_is_frozen():
+    inputs = keras.Input((8, 8, 3))
+    x = L.Conv2D(4, 3, padding="same", name="a")(inputs)
+    y = L.Conv2D(4, 3, padding="same", name="b")(x)
+    model = keras.Model(inputs, L.Add(name="out")([x, y]))
+    graph = LayerGraph(model)
+    assert graph.prunable == []
+    assert graph.group("b").reason == "reaches a model output 'out'"
 
 
 def test_unsupported_layer_blocks_and_explains():

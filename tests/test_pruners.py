@@ -16,7 +16,7 @@ from gencprunex import (
     ParameterError,
     RatioError,
 )
-from gencprunex.plan import kept_count, select_channels
+from gencprunex.plan import cap_ratios, group_caps, kept_count, select_channels
 
 from .helpers import masked_reference, max_abs_diff, random_input
 
@@ -161,6 +161,54 @@ def test_dynamic_bad_ratios(mobilenet, ratios, message):
         DynamicPruner(ratios).fit(mobilenet)
 
 
+# max_ratio -----------------------------------------------------------------------------------
+def test_max_ratio_caps_every_group(mobilenet):
+    pruner = FixedPruner(0.75, max_ratio=0.5).fit(mobilenet)
+    assert set(pruner.ratios_.values()) == {0.5}
+    assert pruner.channels_["conv_pw_13"] == (256, 128)
+    assert FixedPruner(0.25, max_ratio=0.5).fit(mobilenet).channels_["conv_pw_13"] == (256, 192)  # below the cap
+    assert all(a == b for a, b in FixedPruner(0.5, max_ratio=0.0).fit(mobilenet).channels_.values())
+
+
+def test_max_ratio_dict_caps_named_groups_only(mobilenet):
+    pruner = DynamicPruner({"conv_pw_1": 0.75, "fc_64": 0.5}, max_ratio={"conv_pw_1_bn": 0.25}).fit(mobilenet)
+    assert pruner.ratios_["conv_pw_1"] == 0.25 and pruner.ratios_["fc_64"] == 0.5
+    assert pruner.channels_["conv_pw_1"] == (16, 12)
+    assert pruner.get_params()["max_ratio"] == {"conv_pw_1_bn": 0.25}  # stored as given
+
+
+def test_cap_ratios_helper(mobilenet):
+    graph = LayerGraph(mobilenet)
+    ratios = {g.name: 0.9 for g in graph.prunable}
+    assert cap_ratios(graph, ratios, None) == ratios
+    assert set(cap_ratios(graph, ratios, 0.6).values()) == {0.6}
+    capped = cap_ratios(graph, ratios, {"conv_pw_2_relu": 0.3})
+    assert capped["conv_pw_2"] == 0.3 and capped["conv_pw_3"] == 0.9
+    assert group_caps(graph, {"conv_pw_2_relu": 0.3}) == {"conv_pw_2": 0.3}
+
+
+@pytest.mark.parametrize(
+    ("max_ratio", "error", "message"),
+    [
+        (1.0, RatioError, r"max_ratio is 1.0; allowed: 0 <= ratio < 1"),
+        (-0.5, RatioError, r"max_ratio is -0.5; allowed: 0 <= ratio < 1"),
+        ("0.5", ParameterError, r"max_ratio must be None, a number in \[0, 1\) or a dict .* got '0.5'"),
+        ([0.5], ParameterError, r"max_ratio must be None, .* got \[0.5\]"),
+        (True, ParameterError, "max_ratio must be None"),
+        ({"conv_pw_99": 0.5}, RatioError, "max_ratio names 'conv_pw_99', which is no group or layer"),
+        ({"classes": 0.5}, RatioError, "max_ratio names 'classes'.*cannot be pruned: .*model output"),
+        ({"conv_pw_1": 0.5, "conv_pw_1_bn": 0.25}, RatioError, "two caps: 0.5 .* and 0.25"),
+        ({"conv_pw_1": 2}, RatioError, r"max_ratio for 'conv_pw_1' is 2.0; allowed: 0 <= ratio < 1"),
+        ({3: 0.5}, RatioError, "max_ratio keys must be group or layer names, got 3"),
+    ],
+)
+def test_bad_max_ratio(mobilenet, max_ratio, error, message):
+    for pruner in (FixedPruner(0.5, max_ratio=max_ratio), DynamicPruner({}, max_ratio=max_ratio)):
+        with pytest.raises(error, match=message) as info:
+            pruner.fit(mobilenet)
+        assert "\n" not in str(info.value)
+
+
 # bad input -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("ratio", [1.0, -0.1, 1.5, float("nan"), "0.5", None, True])
 def test_fixed_ratio_out_of_range(mobilenet, ratio):
@@ -209,6 +257,7 @@ def test_params_clone_and_unfitted_transform():
         "round_to": 4,
         "min_channels": 1,
         "ignore": (),
+        "max_ratio": None,
     }
     copy = clone(pruner)
     assert copy.get_params() == pruner.get_params() and copy is not pruner
