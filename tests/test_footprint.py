@@ -17,7 +17,17 @@ from gencprunex.macs import total_macs
 from tests.helpers import randomize
 
 HW = HardwareProfile()
-ZOO = ["seed_mobilenet", "ds_cnn_kws", "small_cnn", "vgg_small", "dense_autoencoder", "time_series_cnn", "resnet8"]
+ZOO = [
+    "seed_mobilenet",
+    "ds_cnn_kws",
+    "small_cnn",
+    "vgg_small",
+    "dense_autoencoder",
+    "time_series_cnn",
+    "resnet8",
+    "se_cnn",
+    "inception_cnn",
+]
 
 
 def _sample(model, n=8):

@@ -154,6 +154,8 @@ class _Emitter:
         self.consumers = _consumers(self.flat)
         self.outputs = set(self.flat.outputs)
         self.skipped: list[str] = []
+        self.shared_axes: dict[tuple, int] = {}  # reduction axes constant, by shape
+        self.deferred_reshape: dict[str, str] = {}  # Dense name -> Reshape moved after it
         self.folded_pad: dict[str, str] = {}  # conv layer name -> name of the ZeroPadding folded into it
 
     # tensors -------------------------------------------------------------------------------
@@ -300,6 +302,9 @@ class _Emitter:
         out_dims = self.dims_of(out_key)
         if one_d:
             out_dims = (1, 1, *out_dims[1:])
+        deferred = self.deferred_reshape.pop(call.name, None)
+        if deferred is not None:
+            out_dims = (1, out_dims[-1])
         if isinstance(layer, _L.SeparableConv1D | _L.SeparableConv2D):
             multiplier = int(layer.depth_multiplier)
             mid_layout = in_layout.expanded(multiplier)
@@ -325,6 +330,11 @@ class _Emitter:
         self.op(type_, [source, w, b], [out], call.name)
         if one_d:
             self.as_4d.add(out)
+        if deferred is not None:
+            keras_dims = self.dims_of(out_key)
+            reshaped = self.tensor(keras_dims, name=self.name(deferred, "Reshape"))
+            self.op("RESHAPE", [out, self.const((len(keras_dims),))], [reshaped], deferred)
+            out, out_dims = reshaped, keras_dims
         out = self.apply_activation(activation, out, out_dims, call.name)
         self.value[out_key] = out
 
@@ -451,7 +461,10 @@ class _Emitter:
         layer = call.layer
         source = self.read(call.inputs[0], call.name)
         rank = len(self.flat.tensors[call.inputs[0]].shape)
-        axes = self.const(() if rank == 3 else (rank - 2,), name=self.name(call.name, "Mean/reduction_indices"))
+        axes_dims = () if rank == 3 else (rank - 2,)
+        if axes_dims not in self.shared_axes:  # the converter keeps one copy of identical constants
+            self.shared_axes[axes_dims] = self.const(axes_dims, name=self.name(call.name, "Mean/reduction_indices"))
+        axes = self.shared_axes[axes_dims]
         type_ = "REDUCE_MAX" if "Max" in type(layer).__name__ else "MEAN"
         out = self.tensor(self.dims_of(call.outputs[0]), name=self.name(call.name, "Mean"))
         self.op(type_, [source, axes], [out], call.name)
@@ -470,6 +483,17 @@ class _Emitter:
         ):
             self.value[call.outputs[0]] = self.read(call.inputs[0], call.name)
             return
+        if (
+            nxt is not None
+            and isinstance(nxt.layer, _L.Dense)
+            and len(in_shape) == 2
+            and all(int(d) == 1 for d in out_shape[1:-1])
+            and out_shape[-1] == in_shape[-1]
+        ):
+            # Inserting unit axes before a Dense: the converter moves the RESHAPE after the Dense.
+            self.value[call.outputs[0]] = self.read(call.inputs[0], call.name)
+            self.deferred_reshape[nxt.name] = call.name
+            return
         source = self.read(call.inputs[0], call.name)
         dims = self.dims_of(call.outputs[0])
         shape = self.const((len(dims),))
@@ -481,7 +505,6 @@ class _Emitter:
         sources = [self.read(key, call.name) for key in call.inputs]
         type_ = MERGE_OPS[type(call.layer).__name__]
         dims = self.dims_of(call.outputs[0])
-        out = self.tensor(dims, name=self.name(call.name, type_.title()))
         if len(sources) == 1:
             self.value[call.outputs[0]] = sources[0]
             return
