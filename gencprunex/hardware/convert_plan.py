@@ -249,11 +249,6 @@ class _Emitter:
             return
         handler = _HANDLERS.get(type(layer).__name__)
         if handler is None:
-            for base, candidate in _BASE_HANDLERS:
-                if isinstance(layer, base):
-                    handler = candidate
-                    break
-        if handler is None:
             self.unsupported(call, f"{type(layer).__name__} has no known TFLite conversion")
             return
         handler(self, call)
@@ -676,7 +671,6 @@ _HANDLERS = {
     "UpSampling1D": _Emitter.upsampling,
     "UpSampling2D": _Emitter.upsampling,
 }
-_BASE_HANDLERS: list = []
 
 
 def conversion_template(graph, input_type: str = "int8", output_type: str = "int8", strict: bool = True):
