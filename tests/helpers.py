@@ -7,28 +7,35 @@ import numpy as np
 
 from gencprunex.graph import LayerGraph
 from gencprunex.plan import plan_by_index
+from gencprunex.pruners import DynamicPruner, FixedPruner
 from gencprunex.rules import expand_rows
+from gencprunex.zoo import with_trained_statistics
 
 
 def randomize(model: keras.Model, seed: int = 0) -> keras.Model:
-    """Give every bias, BatchNorm parameter/statistic and PReLU alpha random non-trivial values.
+    """Give every bias, BatchNorm parameter/statistic and PReLU alpha random non-trivial values (in place)."""
+    return with_trained_statistics(model, seed)
 
-    Kernels keep their (random, fan-in scaled) initial values so activations stay in range.
-    """
-    rng = np.random.default_rng(seed)
-    for layer in _all_layers(model):
-        for weight in layer.weights:
-            shape = tuple(weight.shape)
-            if weight.name in ("kernel", "depthwise_kernel", "pointwise_kernel") or "seed" in weight.path:
-                continue
-            if weight.name in ("gamma", "moving_variance"):
-                value = rng.uniform(0.5, 1.5, shape)
-            elif weight.name == "alpha":
-                value = rng.uniform(0.05, 0.3, shape)
-            else:
-                value = rng.normal(0.0, 0.1, shape)
-            weight.assign(value.astype(weight.dtype))
-    return model
+
+def assert_ratio_zero_is_identity(model: keras.Model) -> None:
+    """Ratio 0 keeps every layer name and weight, and the function."""
+    pruned = FixedPruner(ratio=0.0).fit_transform(model)
+    assert [layer.name for layer in pruned.layers] == [layer.name for layer in model.layers]
+    for old, new in zip(model.weights, pruned.weights, strict=True):
+        np.testing.assert_array_equal(old.numpy(), new.numpy())
+    x = random_input(model)
+    np.testing.assert_allclose(pruned(x), model(x), rtol=0, atol=1e-6)
+
+
+def assert_input_model_untouched(model: keras.Model) -> None:
+    """Pruning leaves the input model's weights and configs as they were, and shares no variable with it."""
+    before = [w.numpy().copy() for w in model.weights]
+    configs = [layer.get_config() for layer in model.layers]
+    pruned = DynamicPruner({g.name: 0.6 for g in LayerGraph(model).prunable}).fit_transform(model)
+    pruned.weights[0].assign(np.zeros(pruned.weights[0].shape))  # the copy shares no variable
+    for old, new in zip(before, model.weights, strict=True):
+        np.testing.assert_array_equal(old, new.numpy())
+    assert [layer.get_config() for layer in model.layers] == configs
 
 
 def _all_layers(model):
