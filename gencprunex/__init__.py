@@ -1,14 +1,17 @@
 """gencprunex: structured (channel/neuron) pruning of Keras models for microcontrollers."""
 
 from .errors import (
+    CheckpointError,
     DataError,
     GencPruneXError,
+    InfeasibleBudgetError,
     ModelError,
     ParameterError,
     RatioError,
     UnsupportedLayerError,
 )
 from .finetune import FineTuner
+from .genetic import GeneticPruner
 from .graph import ChannelGroup, LayerGraph
 from .hardware.profile import Footprint, HardwareProfile
 from .pruners import DynamicPruner, FixedPruner
@@ -18,13 +21,16 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ChannelGroup",
+    "CheckpointError",
     "DataError",
     "DynamicPruner",
     "FineTuner",
     "FixedPruner",
     "Footprint",
     "GencPruneXError",
+    "GeneticPruner",
     "HardwareProfile",
+    "InfeasibleBudgetError",
     "LayerGraph",
     "ModelError",
     "ParameterError",

@@ -40,7 +40,25 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="R1,R2,... one per prunable group in order, or NAME=R,NAME=R,... by group or layer name",
     )
-    for sub in (fixed, dynamic):
+    genetic = modes.add_parser("genetic", help="search per-group ratios that fit a RAM/Flash/MACs budget")
+    genetic.add_argument("model", type=Path)
+    genetic.add_argument("--data", type=Path, required=True, help="training data (.npz: features/images, labels)")
+    genetic.add_argument("--val", type=Path, help="validation data (.npz); default: --validation-split of --data")
+    genetic.add_argument("--preset", help="a board's budgets (see HardwareProfile.presets())")
+    genetic.add_argument("--ram", type=_amount, help="RAM budget in bytes (or 75KiB, 0.5MiB)")
+    genetic.add_argument("--flash", type=_amount, help="Flash budget in bytes (or 100KiB)")
+    genetic.add_argument("--macs", type=_amount, help="MACs budget per inference (or 1.5M)")
+    genetic.add_argument("--population", type=int, default=16, help="candidates per generation (multiple of 4)")
+    genetic.add_argument("--generations", type=int, default=10)
+    genetic.add_argument("--finetune-epochs", type=int, default=3, help="fine-tuning of the finalists (0: none)")
+    genetic.add_argument("--finalists", type=int, default=3)
+    genetic.add_argument("--validation-split", type=float, default=0.2)
+    genetic.add_argument("--algorithm", default="nsga2", choices=["nsga2", "gaco"])
+    genetic.add_argument("--checkpoint", type=Path, help="save the search after every generation; resume from it")
+    genetic.add_argument("--n-jobs", type=int, default=1, help="processes scoring candidates in parallel")
+    genetic.add_argument("--seed", type=int, default=0)
+    genetic.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
+    for sub in (fixed, dynamic, genetic):
         sub.add_argument("-o", "--output", type=Path, required=True, help="where to write the pruned model")
         sub.add_argument("--importance", default="l1", choices=["l1", "l2", "bn_scale", "random"])
         sub.add_argument("--round-to", type=int, default=1, help="keep a multiple of this many channels")
@@ -78,6 +96,8 @@ def _prune(args) -> int:
     from .saving import load_model, save_model_atomic
 
     _check_output(args.model, args.output, args.force)
+    if args.mode == "genetic":
+        _hardware(args)  # budget errors before the model is loaded
     model = load_model(args.model)
     options = dict(
         importance=args.importance,
@@ -85,6 +105,8 @@ def _prune(args) -> int:
         min_channels=args.min_channels,
         ignore=tuple(n for n in args.ignore.split(",") if n),
     )
+    if args.mode == "genetic":
+        return _prune_genetic(args, model, options)
     if args.mode == "fixed":
         pruner = FixedPruner(ratio=args.ratio, **options)
     else:
@@ -94,6 +116,98 @@ def _prune(args) -> int:
     print(_channel_table(pruner))
     print(f"params {model.count_params():,} -> {pruned.count_params():,}; written to {args.output}")
     return 0
+
+
+def _prune_genetic(args, model, options) -> int:
+    import json
+
+    from .data import load_npz
+    from .genetic import GeneticPruner
+    from .saving import save_model_atomic
+
+    hardware = _hardware(args)
+    data = load_npz(args.data)
+    validation = load_npz(args.val) if args.val is not None else None
+    pruner = GeneticPruner(
+        hardware,
+        population=args.population,
+        generations=args.generations,
+        finetune_epochs=args.finetune_epochs,
+        finalists=args.finalists,
+        validation_split=args.validation_split,
+        algorithm=args.algorithm,
+        checkpoint=str(args.checkpoint) if args.checkpoint else None,
+        n_jobs=args.n_jobs,
+        seed=args.seed,
+        verbose=0 if args.json else 1,
+        **options,
+    )
+    pruned = pruner.fit(model, data, validation_data=validation).transform()
+    save_model_atomic(pruned, args.output)
+    fp = pruner.footprint_
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "output": str(args.output),
+                    "budget": {
+                        "name": hardware.name,
+                        "ram": hardware.ram,
+                        "flash": hardware.flash,
+                        "macs": hardware.macs,
+                    },
+                    "ratios": pruner.best_ratios_,
+                    "validation_score": pruner.best_score_,
+                    "baseline_validation_score": pruner.baseline_score_,
+                    "estimate": {"ram": fp.ram, "flash": fp.flash, "macs": fp.macs, "params": fp.params},
+                    "fits": hardware.fits(fp),
+                    "finalists": pruner.finalists_,
+                    "history": pruner.history_,
+                    "search_seconds": pruner.search_seconds_,
+                },
+                indent=2,
+            )
+        )
+        return 0
+    print(_channel_table(pruner))
+    baseline = "" if pruner.baseline_score_ is None else f" (unpruned {pruner.baseline_score_:.4f})"
+    print(
+        f"estimated RAM {fp.ram:,} B, Flash {fp.flash:,} B, MACs {fp.macs:,} against budget '{hardware.name}' "
+        f"(RAM {_limit(hardware.ram, ' B')}, Flash {_limit(hardware.flash, ' B')}, MACs {_limit(hardware.macs, '')})"
+    )
+    print(f"validation {pruner.score_name_} {pruner.best_score_:.4f}{baseline}; written to {args.output}")
+    return 0
+
+
+def _limit(value, unit: str) -> str:
+    return "unlimited" if value is None else f"{value:,}{unit}"
+
+
+def _hardware(args):
+    from .hardware.profile import HardwareProfile
+
+    given = [v is not None for v in (args.ram, args.flash, args.macs)]
+    if args.preset and any(given):
+        raise CliError("give either --preset or --ram/--flash/--macs, not both")
+    if args.preset:
+        return HardwareProfile.preset(args.preset)
+    if not any(given):
+        raise CliError("give a budget: --preset NAME or at least one of --ram, --flash, --macs")
+    return HardwareProfile(ram=args.ram, flash=args.flash, macs=args.macs, name="command line")
+
+
+_UNITS = {"": 1, "k": 1e3, "m": 1e6, "kb": 1e3, "mb": 1e6, "kib": 1024, "mib": 1024**2, "b": 1}
+
+
+def _amount(text: str) -> int:
+    """``"76800"``, ``"75KiB"``, ``"100KB"``, ``"1.5M"`` → an integer (KB/k = 1000, KiB = 1024)."""
+    import re
+
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text)
+    unit = match.group(2).lower() if match else None
+    if match is None or unit not in _UNITS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an amount such as 76800, 75KiB, 100KB or 1.5M")
+    return round(float(match.group(1)) * _UNITS[unit])
 
 
 def parse_ratios(text: str):

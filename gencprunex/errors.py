@@ -30,3 +30,11 @@ class ParameterError(GencPruneXError):
 
 class DataError(GencPruneXError):
     """Data given to a pruner cannot be read or does not fit the model."""
+
+
+class InfeasibleBudgetError(GencPruneXError):
+    """No pruning the search may choose brings the model within the hardware budgets."""
+
+
+class CheckpointError(GencPruneXError):
+    """A search checkpoint cannot be read, or belongs to a different search."""

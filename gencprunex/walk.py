@@ -173,3 +173,24 @@ def _assign_names(calls: list[LayerCall]) -> None:
     for call in calls:
         if seen.setdefault(call.name, id(call.layer)) != id(call.layer):
             raise ModelError(f"two different layers are both named '{call.name}'")
+
+
+def run_graph(model, inputs, operation_fn):
+    """Execute ``model``'s graph on ``inputs``, calling ``operation_fn(op)(*args, **kwargs)`` for every operation.
+
+    Nested Functional/Sequential sub-models are entered, so ``operation_fn`` sees the same layer objects
+    as :func:`flatten_model` lists. ``inputs`` is a tensor or a list of tensors, one per model input.
+    """
+    functional = as_functional(model)
+
+    def enter(op):
+        if not is_graph_model(op):
+            return operation_fn(op)
+
+        def call(*args, **kwargs):
+            return run_graph(op, args[0], operation_fn)
+
+        return call
+
+    outputs = functional._run_through_graph(inputs, operation_fn=enter)
+    return outputs[0] if isinstance(outputs, list | tuple) and len(outputs) == 1 else outputs

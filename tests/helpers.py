@@ -91,3 +91,39 @@ def random_input(model: keras.Model, batch: int = 4, seed: int = 1) -> np.ndarra
 
 def max_abs_diff(a, b) -> float:
     return float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+
+
+def tiny_cnn(input_shape=(16, 16, 1), num_classes: int = 4, name: str = "tiny_cnn") -> keras.Model:
+    """A conv → BN → pool → conv → BN → pool → dense classifier small enough to train and search in seconds."""
+    layers = keras.layers
+    return keras.Sequential(
+        [
+            keras.Input(shape=input_shape, name="image"),
+            layers.Conv2D(12, 3, padding="same", use_bias=False, name="conv1"),
+            layers.BatchNormalization(momentum=0.8, name="bn1"),
+            layers.ReLU(name="relu1"),
+            layers.MaxPooling2D(name="pool1"),
+            layers.Conv2D(16, 3, padding="same", name="conv2"),
+            layers.BatchNormalization(momentum=0.8, name="bn2"),
+            layers.ReLU(name="relu2"),
+            layers.MaxPooling2D(name="pool2"),
+            layers.Flatten(name="flatten"),
+            layers.Dense(16, activation="relu", name="fc"),
+            layers.Dense(num_classes, activation="softmax", name="classes"),
+        ],
+        name=name,
+    )
+
+
+def model_state(model: keras.Model) -> tuple[list[np.ndarray], list[dict]]:
+    """Copies of every weight (BatchNorm moving statistics included) and every layer config of ``model``."""
+    return [w.numpy().copy() for w in model.weights], [layer.get_config() for layer in model.layers]
+
+
+def assert_model_state(model: keras.Model, state: tuple[list[np.ndarray], list[dict]]) -> None:
+    """``model`` still has the weights and layer configs recorded by :func:`model_state`."""
+    weights, configs = state
+    assert len(weights) == len(model.weights)
+    for old, new in zip(weights, model.weights, strict=True):
+        np.testing.assert_array_equal(old, new.numpy(), err_msg=new.path)
+    assert [layer.get_config() for layer in model.layers] == configs

@@ -80,3 +80,64 @@ def test_demo_prints_channels_before_and_after(capsys):
     out = capsys.readouterr().out
     assert "conv_pw_13" in out and "256" in out and "128" in out
     assert "7,507,648 -> 2,200,928" in out
+
+
+@pytest.fixture(scope="module")
+def genetic_inputs(tmp_path_factory):
+    """A small trained CNN saved as .keras and its data as .npz."""
+    from gencprunex.zoo import small_cnn
+
+    folder = tmp_path_factory.mktemp("genetic")
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 240)
+    x = rng.normal(0.0, 0.3, (240, 12, 12, 1)).astype("float32")
+    x[np.arange(240), 3 * y, 3 * y, 0] += 3.0  # class = where the bright pixel is
+    keras.utils.set_random_seed(0)
+    model = small_cnn(input_shape=(12, 12, 1), num_classes=4)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=3, verbose=0)
+    model.save(folder / "cnn.keras")
+    np.savez(folder / "data.npz", features=x, labels=y)
+    return folder / "cnn.keras", folder / "data.npz", model
+
+
+def test_prune_genetic_fits_the_budget(genetic_inputs, tmp_path, capsys):
+    import json
+
+    from gencprunex.hardware.estimate import estimate
+
+    model_path, data_path, model = genetic_inputs
+    full = estimate(model)
+    out = tmp_path / "g.keras"
+    budget = ["--ram", str(int(full.ram * 0.8)), "--macs", f"{full.macs * 0.5 / 1000:.3f}k"]
+    arguments = ["prune", "genetic", str(model_path), "--data", str(data_path), *budget, "-o", str(out)]
+    assert main([*arguments, "--population", "8", "--generations", "1", "--finetune-epochs", "0", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["fits"] and report["estimate"]["macs"] <= full.macs * 0.5
+    pruned = keras.models.load_model(out)
+    assert estimate(pruned).macs == report["estimate"]["macs"]
+
+
+@pytest.mark.parametrize(
+    ("budget", "message"),
+    [
+        ([], "give a budget"),
+        (["--preset", "nano33ble", "--ram", "1000"], "either --preset or"),
+        (["--preset", "nano33"], "unknown preset 'nano33'"),
+        (["--ram", "100"], "no candidate fits"),
+    ],
+)
+def test_prune_genetic_bad_budgets_are_one_line(genetic_inputs, tmp_path, capsys, budget, message):
+    model_path, data_path, _ = genetic_inputs
+    out = tmp_path / "g.keras"
+    assert main(["prune", "genetic", str(model_path), "--data", str(data_path), *budget, "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and not out.exists()
+
+
+def test_amounts_take_units():
+    from gencprunex.cli import _amount
+
+    assert (_amount("76800"), _amount("75KiB"), _amount("100KB"), _amount("1.5M")) == (76800, 76800, 100000, 1500000)
+    with pytest.raises(Exception, match="not an amount"):
+        _amount("lots")

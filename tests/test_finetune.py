@@ -251,3 +251,27 @@ def test_pipeline_prune_then_distil(digits, trained):
     again = pipeline.transform(trained)  # the pruner re-cuts the original; the tuner gives its weights
     np.testing.assert_array_equal(again.get_weights()[0], small.get_weights()[0])
     assert _weights_bytes(trained) == before
+
+
+def test_batchnorm_statistics_are_recomputed_after_training():
+    """After fine-tuning, each BatchNorm holds the exact statistics of its input over the calibration samples."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(0.5, 2.0, (96, 8, 8, 3)).astype("float32")
+    y = rng.integers(0, 3, 96)
+    inputs = keras.Input((8, 8, 3))
+    h = keras.layers.Conv2D(6, 3, name="c1")(inputs)
+    h = keras.layers.BatchNormalization(name="bn1")(h)
+    h = keras.layers.ReLU()(h)
+    h = keras.layers.Conv2D(5, 3, name="c2")(h)
+    h = keras.layers.BatchNormalization(name="bn2")(h)
+    h = keras.layers.GlobalAveragePooling2D()(h)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(h))
+    tuned = FineTuner(epochs=1, validation_split=0.0, recalibrate_samples=96).fit(model, (x, y)).model_
+    stale = FineTuner(epochs=1, validation_split=0.0, recalibrate_samples=0).fit(model, (x, y)).model_
+    for name in ("bn1", "bn2"):
+        layer = tuned.get_layer(name)
+        seen = np.asarray(keras.Model(tuned.inputs, layer.input)(x))
+        np.testing.assert_allclose(layer.moving_mean.numpy(), seen.mean(axis=(0, 1, 2)), atol=1e-4)
+        np.testing.assert_allclose(layer.moving_variance.numpy(), seen.var(axis=(0, 1, 2)), rtol=1e-3, atol=1e-4)
+        old = stale.get_layer(name)
+        assert not np.allclose(old.moving_mean.numpy(), layer.moving_mean.numpy(), atol=1e-3)

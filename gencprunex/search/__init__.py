@@ -1,0 +1,1 @@
+"""The genetic search behind :class:`~gencprunex.GeneticPruner`: encoding, evaluators, pygmo problem, driver."""
