@@ -222,16 +222,16 @@ class GeneticPruner(BaseEstimator):
                 self.checkpoint,
                 progress,
             )
+            if settings["n_jobs"] > 1:  # workers key their copy of the search by its spec file
+                ctx.start_processes(spec, settings["n_jobs"])
+            elif self.bfe is not None:
+                ctx.start_ipyparallel(spec)
             state = search.resume_or_start()
             if state.generation > settings["generations"]:
                 raise ParameterError(
                     f"checkpoint '{self.checkpoint}' already holds {state.generation} generations, more than "
                     f"generations={settings['generations']}; raise generations or use another checkpoint"
                 )
-            if settings["n_jobs"] > 1:
-                ctx.start_processes(state.token, settings["n_jobs"])
-            elif self.bfe is not None:
-                ctx.start_ipyparallel(state.token)
             state = search.run(state)
             ctx.close()
             self.score_name_ = progress.score_name
@@ -239,6 +239,8 @@ class GeneticPruner(BaseEstimator):
             self.baseline_score_ = ctx.score(tuple(0 for _ in encoding.upper)) if 0.0 in settings["grid"] else None
             self._choose(model, graph, encoding, ctx, (train, validation, full), settings, progress)
         finally:
+            if "ctx" in locals():
+                ctx.close()
             if "state" in locals():
                 unregister(state.token)
             if workdir is not None:

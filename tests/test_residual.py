@@ -298,3 +298,25 @@ def test_nested_residual_backbone():
     assert pruned.get_layer("backbone").get_layer("conv_c").filters == 4
     x = random_input(model)
     assert max_abs_diff(pruned(x), masked_reference(model, pruner.graph_, pruner.plan_)(x)) <= TOLERANCE
+
+
+@pytest.mark.parametrize("name", ["resnet8", "inception_cnn"])
+def test_genetic_search_fits_a_budget_on_branchy_graphs(models, name):
+    """One gene per group (a residual group is one); the chosen model fits and has the channels of its ratios."""
+    from gencprunex import GeneticPruner, HardwareProfile
+    from gencprunex.hardware.estimate import estimate
+
+    model = models[name]
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(96, *model.input_shape[1:])).astype("float32")
+    y = rng.integers(0, model.output_shape[-1], 96)
+    full = estimate(model)
+    budget = HardwareProfile(ram=int(full.ram * 0.7), flash=int(full.flash * 0.6), macs=int(full.macs * 0.5))
+    search = GeneticPruner(budget, population=8, generations=1, finetune_epochs=0, calibration_samples=32, verbose=0)
+    search.fit(model, (x, y))
+    assert budget.fits(search.footprint_) and budget.fits(estimate(search.transform()))
+    graph = LayerGraph(model)
+    assert set(search.best_ratios_) == {g.name for g in graph.prunable}  # one ratio (gene) per group
+    pruner = DynamicPruner(search.best_ratios_).fit(model)
+    assert pruner.channels_ == search.channels_
+    assert search.transform().count_params() == pruner.transform().count_params()

@@ -16,6 +16,7 @@ Objectives:
 from __future__ import annotations
 
 import pickle
+import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -97,6 +98,7 @@ class SearchContext:
         self._pool = None
         self._bfe = None
         self.parallel = "serial"
+        self.token_for_workers: str | None = None
 
     @property
     def evaluator(self):
@@ -131,8 +133,7 @@ class SearchContext:
         self.evaluations += len(genes)
 
     def dispatch(self, todo: list[tuple[int, ...]]) -> list[float]:
-        import time
-
+        """Scores of ``todo``, in order, from wherever scoring runs (this process, workers or a cluster)."""
         start = time.perf_counter()
         if self.parallel == "processes":
             scores = list(self._pool.map(_score_in_worker, [(self.token_for_workers, g) for g in todo]))
@@ -149,7 +150,10 @@ class SearchContext:
 
     # parallel evaluation ---------------------------------------------------------------------
     def start_processes(self, token: str, n_jobs: int) -> None:
-        """Score candidates in ``n_jobs`` spawned processes, each loading the search from the spec file."""
+        """Score candidates in ``n_jobs`` spawned processes, each loading the search from the spec file.
+
+        ``token`` keys the search in the workers' registries (any name unique to this search).
+        """
         self.token_for_workers = token
         self._pool = ProcessPoolExecutor(
             n_jobs, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(token, self.spec)
