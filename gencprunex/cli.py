@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 
@@ -65,9 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--min-channels", type=int, default=1, help="never keep fewer channels per group")
         sub.add_argument("--ignore", default="", help="comma-separated layer names whose outputs stay whole")
         sub.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
+    _add_profile_and_export(commands)
 
-    demo = commands.add_parser("demo", help="prune the seed's MobileNet and show channels per group")
-    demo.add_argument("--ratio", type=float, default=0.5, help="Fixed-mode ratio (default 0.5)")
+    demo = commands.add_parser(
+        "demo", help="train the seed's MobileNet on bundled digits, prune it four ways, print the measured table"
+    )
+    demo.add_argument("-o", "--output", type=Path, default=Path("gencprunex-demo"), help="folder for the results")
+    demo.add_argument("--epochs", type=int, help="training epochs of the baseline (default 25)")
+    demo.add_argument("--generations", type=int, help="generations of the genetic search (default 8)")
+    demo.add_argument("--quick", action="store_true", help="a tiny version that runs in seconds (a smoke test)")
     return parser
 
 
@@ -78,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "prune":
             return _prune(args)
+        if args.command == "profile":
+            return _profile(args)
+        if args.command == "export":
+            return _export(args)
         return _demo(args)
     except Exception as error:
         if args.debug:
@@ -244,25 +253,228 @@ def _channel_table(pruner) -> str:
     return "\n".join("  ".join([r[0].ljust(widths[0])] + [r[i].rjust(widths[i]) for i in range(1, 4)]) for r in rows)
 
 
-def _demo(args) -> int:
-    from .macs import total_macs
-    from .pruners import FixedPruner
-    from .zoo import seed_mobilenet
+_IO_TYPES = ("int8", "uint8", "float32")  # gencprunex.export.INFERENCE_TYPES, spelled out so --help imports nothing
+_C_ARRAY_SUFFIXES = (".cc", ".cpp", ".h", ".hpp")  # to_c_array writes C++ (alignas, <cstdint>), so no .c
+_GREEN, _RED, _RESET = "\033[32m", "\033[31m", "\033[0m"
 
-    model = seed_mobilenet()
-    print(f"Seed model: MobileNetV1 alpha 0.25, 96x96x3, head 64-32-2 (untrained), {len(model.layers)} layers")
-    start = time.perf_counter()
-    pruner = FixedPruner(ratio=args.ratio).fit(model)
-    pruned = pruner.transform()
-    elapsed = time.perf_counter() - start
-    print(f"\nFixedPruner(ratio={args.ratio}): channels per prunable group")
-    print(_channel_table(pruner))
-    before, after = total_macs(model), total_macs(pruned)
-    print(
-        f"\nparams {model.count_params():,} -> {pruned.count_params():,} "
-        f"({pruned.count_params() / model.count_params():.1%}); "
-        f"MACs {before:,} -> {after:,} ({after / before:.1%}); fit+transform {elapsed:.2f} s"
+
+def _add_profile_and_export(commands) -> None:
+    profile = commands.add_parser("profile", help="RAM, Flash and MACs of a saved model on TFLite Micro, per op")
+    profile.add_argument("model", type=Path)
+    profile.add_argument("--preset", help="compare with a board's budgets (see HardwareProfile.presets())")
+    profile.add_argument("--ram", type=_amount, help="RAM budget in bytes (or 75KiB, 0.5MiB)")
+    profile.add_argument("--flash", type=_amount, help="Flash budget in bytes (or 100KiB)")
+    profile.add_argument("--macs", type=_amount, help="MACs budget per inference (or 1.5M)")
+    profile.add_argument(
+        "--measure", action="store_true", help="convert to int8 TFLite and read the file (default: estimate)"
     )
+    profile.add_argument("--data", type=Path, help="calibration data for --measure (.npz: features/images, labels)")
+    profile.add_argument("--json", action="store_true", help="print the footprint as JSON instead of a table")
+    export = commands.add_parser("export", help="convert a saved model to an int8 .tflite file and a C array")
+    export.add_argument("model", type=Path)
+    export.add_argument("-o", "--output", type=Path, required=True, help="where to write the .tflite file")
+    export.add_argument("--c-array", type=Path, help="also write the model as a C++ array (.cc, .cpp, .h or .hpp)")
+    export.add_argument("--data", type=Path, help="calibration data (.npz); default: random data, with a warning")
+    export.add_argument("--name", help="name of the C array (default model_data); needs --c-array")
+    export.add_argument("--force", action="store_true", help="replace output files that exist")
+    for sub in (profile, export):
+        sub.add_argument("--input-type", default="int8", choices=_IO_TYPES, help="dtype of the model input")
+        sub.add_argument("--output-type", default="int8", choices=_IO_TYPES, help="dtype of the model output(s)")
+
+
+def _profile(args) -> int:
+    import json
+
+    from .hardware.profile import HardwareProfile
+    from .saving import load_model
+
+    given = [v is not None for v in (args.preset, args.ram, args.flash, args.macs)]
+    budget = _hardware(args) if any(given) else None  # budget errors before the model is loaded
+    if args.data is not None and not args.measure:
+        raise CliError("--data calibrates the conversion of --measure; give --measure too")
+    data = _load_data(args.data)
+    model = load_model(args.model)
+    hardware = budget or HardwareProfile()
+    io_types = dict(input_type=args.input_type, output_type=args.output_type)
+    if args.measure:
+        footprint = _with_warnings_on_stderr(hardware.measure, model, data, **io_types)
+    else:
+        footprint = hardware.estimate(model, **io_types)
+    over = budget.violations(footprint) if budget else {}
+    if args.json:
+        report = {"model": str(args.model), **io_types, **footprint.to_dict()}
+        report["budget"] = None
+        if budget is not None:
+            report["budget"] = {"name": budget.name, "ram": budget.ram, "flash": budget.flash, "macs": budget.macs}
+        report["fits"] = None if budget is None else not over
+        report["over"] = over
+        print(json.dumps(report, indent=2, default=_json_number))
+        return 0
+    print(_footprint_report(args, footprint, budget, over))
+    return 0
+
+
+def _footprint_report(args, footprint, budget, over) -> str:
+    how = {
+        "estimate": "estimate, predicted from the Keras graph without conversion",
+        "measure": "measure, read from the converted int8 .tflite",
+    }
+    method = footprint.details.get("method", "")
+    io_text = _io_text(dict(input_type=args.input_type, output_type=args.output_type))
+    lines = [f"{args.model}: {how.get(method, method)}; {io_text}", ""]
+    lines += [_op_table(footprint.layers), ""]
+    colour = _colour_stdout()
+    totals = []
+    quantities = (("RAM", "ram", "B"), ("Flash", "flash", "B"), ("MACs", "macs", ""), ("params", "params", ""))
+    for name, key, unit in quantities:
+        value = getattr(footprint, key)
+        row = [name, f"{value:,}", unit, f"({value / 1024:.1f} KiB)" if unit else ""]
+        limit = getattr(budget, key, None)
+        if budget is not None and key != "params":
+            if limit is None:
+                row.append("no limit")
+            elif key in over:
+                row.append(_paint(f"over by {over[key]:,} {unit or 'MACs'} (limit {limit:,})", False, colour))
+            else:
+                row.append(_paint(f"fits (limit {limit:,}, {limit - value:,} left)", True, colour))
+        totals.append(row)
+    widths = [max(len(r[i]) for r in totals) for i in range(4)]
+    for row in totals:
+        amount = f"{row[1].rjust(widths[1])} {row[2].ljust(widths[2])}"
+        lines.append("  ".join([row[0].ljust(widths[0]), amount, row[3].ljust(widths[3]), *row[4:]]).rstrip())
+    details = footprint.details
+    if "arena_head" in details and "arena_tail" in details:
+        lines.append(
+            f"RAM = arena head {details['arena_head']:,} B (activations, scratch) + tail {details['arena_tail']:,} B "
+            f"(TFLM's structures, {details.get('pointer_size', 4) * 8}-bit pointers); KiB = 1024 B"
+        )
+    if details.get("skipped"):
+        lines.append(f"skipped (not counted): {', '.join(details['skipped'])}")
+    if budget is not None:
+        names = {"ram": "RAM", "flash": "Flash", "macs": "MACs"}
+        verdict = f"over budget '{budget.name}' on {', '.join(names[k] for k in over)}"
+        verdict = verdict if over else f"fits budget '{budget.name}'"
+        lines.append(_paint(verdict, not over, colour))
+    return "\n".join(lines)
+
+
+def _op_table(layers: list[dict]) -> str:
+    rows = [("#", "op", "layer", "output shape", "MACs", "weight B", "activation B")]
+    for index, row in enumerate(layers):
+        shape = "x".join(str(d) for d in row.get("output_shape", [])) or "-"
+        numbers = (f"{row.get(k, 0):,}" for k in ("macs", "weight_bytes", "activation_bytes"))
+        rows.append((str(index), str(row.get("op", "?")), str(row.get("layer") or "-"), shape, *numbers))
+    widths = [max(len(r[i]) for r in rows) for i in range(7)]
+    left = (False, True, True, True, False, False, False)
+    return "\n".join(
+        "  ".join(c.ljust(w) if lj else c.rjust(w) for c, w, lj in zip(r, widths, left, strict=True)).rstrip()
+        for r in rows
+    )
+
+
+def _colour_stdout() -> bool:
+    try:
+        tty = sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    return tty and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
+def _paint(text: str, good: bool, colour: bool) -> str:
+    return f"{_GREEN if good else _RED}{text}{_RESET}" if colour else text
+
+
+def _json_number(value):
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _load_data(path):
+    from .data import load_npz
+
+    return None if path is None else load_npz(path)
+
+
+def _with_warnings_on_stderr(function, *args, **kwargs):
+    """Call ``function``; the warnings it raises go to stderr as one line each."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        try:
+            return function(*args, **kwargs)
+        finally:
+            for line in dict.fromkeys(_first_line(w.message) for w in caught):
+                print(f"gencprunex: warning: {line}", file=sys.stderr)
+
+
+def _first_line(message) -> str:
+    text = str(message).strip()
+    return text.splitlines()[0] if text else type(message).__name__
+
+
+def _export(args) -> int:
+    from .export import to_c_array, to_tflite
+    from .hardware.measure import measure_tflite
+    from .saving import load_model, write_bytes_atomic
+
+    _check_file_output(args.model, args.output, "-o", (".tflite",), args.force)
+    if args.c_array is not None:
+        if args.c_array.suffix.lower() == ".c":
+            raise CliError(f"--c-array '{args.c_array}': the array is C++ (alignas, <cstdint>); name it .cc or .h")
+        _check_file_output(args.model, args.c_array, "--c-array", _C_ARRAY_SUFFIXES, args.force)
+    elif args.name is not None:
+        raise CliError("--name names the C array; give --c-array too")
+    name = "model_data" if args.name is None else args.name
+    to_c_array(b"\0", name=name)  # a bad name fails now, not after the conversion
+    data = _load_data(args.data)
+    model = load_model(args.model)
+    io_types = dict(input_type=args.input_type, output_type=args.output_type)
+    tflite = _with_warnings_on_stderr(to_tflite, model, data, path=args.output, **io_types)
+    size = f"{len(tflite):,} B ({len(tflite) / 1024:.1f} KiB)"
+    print(f"wrote {args.output}: {size}, full-integer int8, {_io_text(io_types)}")
+    if args.c_array is not None:
+        source = to_c_array(tflite, name=name).encode()
+        write_bytes_atomic(args.c_array, source)
+        print(f"wrote {args.c_array}: C++ array '{name}' of {len(tflite):,} bytes ({len(source):,} B of source)")
+    fp = measure_tflite(tflite)
+    print(
+        f"measured: RAM {fp.ram:,} B ({fp.ram / 1024:.1f} KiB), Flash {fp.flash:,} B ({fp.flash / 1024:.1f} KiB), "
+        f"MACs {fp.macs:,}, params {fp.params:,}"
+    )
+    return 0
+
+
+def _io_text(io_types: dict) -> str:
+    return f"input {io_types['input_type']}, output {io_types['output_type']}"
+
+
+def _check_file_output(source: Path, output: Path, flag: str, suffixes: tuple[str, ...], force: bool) -> None:
+    if output.suffix.lower() not in suffixes:
+        raise CliError(f"{flag} '{output}' must end in {', '.join(suffixes)}")
+    if output.exists() and source.exists() and output.resolve() == source.resolve():
+        raise CliError(f"{flag} '{output}' is the input model; choose another path")
+    if output.is_dir():
+        raise CliError(f"{flag} '{output}' is a folder; give a file name")
+    if output.exists() and not force:
+        raise CliError(f"output '{output}' exists; pass --force to replace it")
+
+
+def _demo(args) -> int:
+    from dataclasses import replace
+
+    from .demo import DemoSettings, run_demo
+
+    settings = DemoSettings.quick() if args.quick else DemoSettings()
+    for name in ("epochs", "generations"):
+        value = getattr(args, name)
+        if value is not None:
+            if value < (1 if name == "epochs" else 0):
+                raise CliError(f"--{name} must be >= {1 if name == 'epochs' else 0}, got {value}")
+            settings = replace(settings, **{name: value})
+    if args.output.exists() and not args.output.is_dir():
+        raise CliError(f"output '{args.output}' exists and is not a folder")
+    run_demo(args.output, settings, log=lambda text: print(text, flush=True))
     return 0
 
 

@@ -1,0 +1,181 @@
+"""``gencprunex demo``: the original tool's table, measured, on bundled data.
+
+Trains the seed's MobileNet (alpha 0.25, 96x96x3, head 64-32-classes) on the bundled handwritten digits, then
+prunes it four ways — Baseline, Fixed 0.5, Dynamic (a given ratio list), Genetic under the "seed-vww" budgets —
+fine-tunes each the same way, and measures accuracy on the held-out test split and RAM, Flash and MACs on the
+exported int8 model. Writes ``demo_results.json``, ``demo_results.md`` and (with matplotlib) ``pareto.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+# Dynamic mode's ratios, in LayerGraph(model).prunable order (conv1, conv_pw_1 … conv_pw_13, fc_64, fc_32):
+# the early, activation-heavy layers keep more, the weight-heavy late ones lose more.
+DYNAMIC_RATIOS = [0.25, 0.25, 0.25, 0.25, 0.4, 0.4, 0.5, 0.5, 0.5, 0.5, 0.5, 0.6, 0.7, 0.7, 0.5, 0.5]
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """Sizes of the demo; ``quick()`` is a seconds-long version for tests."""
+
+    size: int = 96
+    samples: int | None = None
+    epochs: int = 25
+    finetune_epochs: int = 5
+    learning_rate: float = 3e-3
+    population: int = 16
+    generations: int = 8
+    seed: int = 0
+
+    @classmethod
+    def quick(cls) -> DemoSettings:
+        return cls(size=32, samples=200, epochs=1, finetune_epochs=1, population=8, generations=0)
+
+
+def run_demo(output: str | os.PathLike, settings: DemoSettings = DemoSettings(), log=print) -> dict:
+    """Run the demo, write its files into ``output`` and return the results (also what the JSON holds)."""
+    import keras
+
+    from .datasets import digits_images
+    from .finetune import FineTuner
+    from .genetic import GeneticPruner
+    from .hardware.profile import HardwareProfile
+    from .pruners import DynamicPruner, FixedPruner
+    from .search.masked import MaskedModel
+    from .zoo import seed_mobilenet
+
+    started = time.perf_counter()
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    hardware = HardwareProfile.preset("seed-vww")
+    data = digits_images(size=settings.size, channels=3, seed=settings.seed, augment=False, n=settings.samples)
+    x_train, y_train = data.train
+    log(
+        f"data: bundled handwritten digits, {len(x_train)} training / {len(data.test[0])} test images, "
+        f"{settings.size}x{settings.size}x3, {data.n_classes} classes"
+    )
+
+    keras.utils.set_random_seed(settings.seed)
+    model = seed_mobilenet(input_shape=data.input_shape, num_classes=data.n_classes)
+    model.compile(keras.optimizers.Adam(2e-3), "sparse_categorical_crossentropy")
+    log(f"training the seed's MobileNet for {settings.epochs} epochs ...")
+    clock = time.perf_counter()
+    model.fit(x_train, y_train, epochs=settings.epochs, batch_size=32, verbose=0)
+    masked = MaskedModel(model)  # BatchNorm statistics recomputed exactly: short training leaves them stale
+    masked.recalibrate(x_train[:512])
+    model = masked.copy
+    train_seconds = time.perf_counter() - clock
+
+    def tuned(pruned):
+        tuner = FineTuner(
+            epochs=settings.finetune_epochs,
+            learning_rate=settings.learning_rate,
+            validation_split=0.0,
+            seed=settings.seed,
+        )
+        return tuner.fit(pruned, (x_train, y_train)).transform()
+
+    rows = [_row("Baseline", model, data, hardware, train_seconds, "")]
+    log(_line(rows[-1]))
+    for name, pruner, note in (
+        ("Fixed Mode (0.5)", FixedPruner(0.5), "ratio 0.5 everywhere"),
+        ("Dynamic Mode", DynamicPruner(DYNAMIC_RATIOS), "the ratio list in gencprunex.demo.DYNAMIC_RATIOS"),
+    ):
+        clock = time.perf_counter()
+        pruned = tuned(pruner.fit(model).transform())
+        rows.append(_row(name, pruned, data, hardware, time.perf_counter() - clock, note))
+        log(_line(rows[-1]))
+    log(f"genetic search under '{hardware.name}' ({settings.population} x {settings.generations} generations) ...")
+    search = GeneticPruner(
+        hardware,
+        population=settings.population,
+        generations=settings.generations,
+        finetune_epochs=settings.finetune_epochs,
+        learning_rate=settings.learning_rate,
+        finalists=2,
+        seed=settings.seed,
+        verbose=1,
+    )
+    clock = time.perf_counter()
+    search.fit(model, (x_train, y_train))
+    genetic = search.transform()
+    note = f"search {search.search_seconds_:.0f} s, {search.evaluations_} candidates"
+    rows.append(_row("Genetic Mode", genetic, data, hardware, time.perf_counter() - clock, note))
+    log(_line(rows[-1]))
+
+    results = {
+        "budget": {"name": hardware.name, "ram": hardware.ram, "flash": hardware.flash, "macs": hardware.macs},
+        "data": {"train": len(x_train), "test": len(data.test[0]), "classes": data.n_classes, "size": settings.size},
+        "settings": settings.__dict__,
+        "rows": rows,
+        "genetic": {"ratios": search.best_ratios_, "pareto": search.pareto_, "history": search.history_},
+        "seconds": time.perf_counter() - started,
+    }
+    _write(output / "demo_results.json", json.dumps(results, indent=2, default=float))
+    table = markdown_table(rows, hardware)
+    _write(output / "demo_results.md", table + "\n")
+    written = ["demo_results.json", "demo_results.md"]
+    try:
+        search.plot_pareto(output / "pareto.png")
+        written.append("pareto.png")
+    except Exception as error:  # matplotlib missing: the table and JSON are the result
+        log(f"(no Pareto plot: {error})")
+    log("\n" + table)
+    log(f"\nwritten to {output}/ ({', '.join(written)}); {results['seconds']:.0f} s in all")
+    return results
+
+
+def _row(name: str, model, data, hardware, seconds: float, note: str) -> dict:
+    x_test, y_test = data.test
+    accuracy = float(np.mean(np.argmax(model.predict(x_test, verbose=0, batch_size=128), axis=-1) == y_test))
+    measured = hardware.measure(model, data.train[0][:64])
+    return {
+        "method": name,
+        "accuracy": accuracy,
+        "ram": measured.ram,
+        "flash": measured.flash,
+        "macs": measured.macs,
+        "fits": hardware.fits(measured),
+        "seconds": seconds,
+        "note": note,
+    }
+
+
+def _line(row: dict) -> str:
+    return (
+        f"{row['method']}: accuracy {row['accuracy']:.3f}, RAM {row['ram'] / 1024:.1f} KiB, "
+        f"Flash {row['flash'] / 1024:.1f} KiB, MACs {row['macs'] / 1e6:.2f}M"
+    )
+
+
+def markdown_table(rows: list[dict], hardware) -> str:
+    """The seed's table (accuracy, RAM, MACs, Flash) plus whether each fits and the time it took."""
+    lines = [
+        f"| Method | Accuracy | RAM (KiB) | MACs | Flash (KiB) | fits {hardware.name} | time (s) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['method']} | {row['accuracy']:.3f} | {row['ram'] / 1024:.1f} | {row['macs'] / 1e6:.2f} M | "
+            f"{row['flash'] / 1024:.1f} | {'yes' if row['fits'] else 'no'} | {row['seconds']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def _write(path: Path, text: str) -> None:
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w") as out:
+            out.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
