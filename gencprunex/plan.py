@@ -92,6 +92,27 @@ def prunable_group(graph: LayerGraph, key, parameter: str) -> ChannelGroup:
     return group
 
 
+def ratios_by_group(graph: LayerGraph, values: Mapping, parameter: str, label: str, noun: str) -> dict[str, float]:
+    """``{group name: ratio}`` from ``values`` keyed by group or layer names, each checked to lie in [0, 1).
+
+    Two keys naming the same group must agree; otherwise a :class:`RatioError` names both. Errors call one value
+    ``"<label> for '<key>'"`` and two of them ``noun`` (e.g. "different ratios", "caps").
+    """
+    result: dict[str, float] = {}
+    source: dict[str, str] = {}
+    for key, value in values.items():
+        group = prunable_group(graph, key, parameter)
+        ratio = check_ratio(value, f"{label} for '{key}'")
+        if group.name in result and result[group.name] != ratio:
+            raise RatioError(
+                f"{parameter} gives group '{group.name}' two {noun}: {result[group.name]} (as "
+                f"'{source[group.name]}') and {ratio} (as '{key}')"
+            )
+        result[group.name] = ratio
+        source[group.name] = str(key)
+    return result
+
+
 def group_caps(graph: LayerGraph, max_ratio) -> dict[str, float]:
     """``{group name: highest allowed ratio}`` for the prunable groups ``max_ratio`` caps.
 
@@ -101,19 +122,7 @@ def group_caps(graph: LayerGraph, max_ratio) -> dict[str, float]:
     if max_ratio is None:
         return {}
     if isinstance(max_ratio, Mapping):
-        caps: dict[str, float] = {}
-        source: dict[str, str] = {}
-        for key, value in max_ratio.items():
-            group = prunable_group(graph, key, "max_ratio")
-            cap = check_ratio(value, f"max_ratio for '{key}'")
-            if group.name in caps and caps[group.name] != cap:
-                raise RatioError(
-                    f"max_ratio gives group '{group.name}' two caps: {caps[group.name]} (as '{source[group.name]}') "
-                    f"and {cap} (as '{key}')"
-                )
-            caps[group.name] = cap
-            source[group.name] = key
-        return caps
+        return ratios_by_group(graph, max_ratio, "max_ratio", "max_ratio", "caps")
     if isinstance(max_ratio, bool) or not isinstance(max_ratio, numbers.Real):
         raise ParameterError(
             f"max_ratio must be None, a number in [0, 1) or a dict {{group or layer name: cap}}, got {max_ratio!r}"

@@ -13,7 +13,7 @@ from .data import resolve_data
 from .errors import ModelError, ParameterError, RatioError
 from .graph import LayerGraph
 from .importance import group_scores, resolve
-from .plan import cap_ratios, check_positive_int, check_ratio, make_plan, prunable_group
+from .plan import cap_ratios, check_positive_int, check_ratio, make_plan, ratios_by_group
 from .surgery import kept_outputs, prune_model
 
 
@@ -138,17 +138,7 @@ class DynamicPruner(ChannelPruner):
         names = [g.name for g in graph.prunable]
         result = dict.fromkeys(names, 0.0)
         if isinstance(self.ratios, Mapping):
-            source: dict[str, str] = {}
-            for key, value in self.ratios.items():
-                group = prunable_group(graph, key, "ratios")
-                ratio = check_ratio(value, f"ratio for '{key}'")
-                if group.name in source and result[group.name] != ratio:
-                    raise RatioError(
-                        f"'{key}' and '{source[group.name]}' both set group '{group.name}' "
-                        f"but to different ratios ({ratio} and {result[group.name]})"
-                    )
-                source[group.name] = str(key)
-                result[group.name] = ratio
+            result.update(ratios_by_group(graph, self.ratios, "ratios", "ratio", "different ratios"))
             return result
         if isinstance(self.ratios, str) or not isinstance(self.ratios, Sequence | np.ndarray):
             raise RatioError(

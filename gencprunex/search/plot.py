@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 from pathlib import Path
 
 from ..errors import ParameterError
+from ..saving import write_bytes_atomic
 
 
 def plot_pareto(pruner, path=None):
@@ -44,13 +44,7 @@ def plot_pareto(pruner, path=None):
     figure.suptitle(f"GeneticPruner on '{pruner.graph_.model.name}': score vs footprint")
     figure.tight_layout()
     if path is not None:
-        path = Path(path)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix or ".png", dir=path.parent)
-        os.close(handle)
-        try:
-            figure.savefig(temporary, dpi=120)
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        image = io.BytesIO()
+        figure.savefig(image, format=Path(path).suffix.lstrip(".") or "png", dpi=120)
+        write_bytes_atomic(Path(path), image.getvalue())
     return figure
