@@ -4,6 +4,8 @@ Trains the seed's MobileNet (alpha 0.25, 96x96x3, head 64-32-classes) on the bun
 prunes it four ways — Baseline, Fixed 0.5, Dynamic (a given ratio list), Genetic under the "seed-vww" budgets —
 fine-tunes each the same way, and measures accuracy on the held-out test split and RAM, Flash and MACs on the
 exported int8 model. Writes ``demo_results.json``, ``demo_results.md`` and (with matplotlib) ``pareto.png``.
+:func:`run_table` does the same for any :class:`~gencprunex.tasks.TableTask` (``benchmarks/seed_table.py`` runs
+it on the original tool's own data when present).
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-# Dynamic mode's ratios, in LayerGraph(model).prunable order (conv1, conv_pw_1 … conv_pw_13, fc_64, fc_32):
-# the early, activation-heavy layers keep more, the weight-heavy late ones lose more.
-DYNAMIC_RATIOS = [0.25, 0.25, 0.25, 0.25, 0.4, 0.4, 0.5, 0.5, 0.5, 0.5, 0.5, 0.6, 0.7, 0.7, 0.5, 0.5]
+from .hardware.measure import measure
+from .hardware.profile import Footprint, HardwareProfile
+from .tasks import TableTask, digits_task
 
 
 @dataclass(frozen=True)
@@ -41,37 +43,52 @@ class DemoSettings:
 
 def run_demo(output: str | os.PathLike, settings: DemoSettings = DemoSettings(), log=print) -> dict:
     """Run the demo, write its files into ``output`` and return the results (also what the JSON holds)."""
+    task = digits_task(size=settings.size, samples=settings.samples, seed=settings.seed)
+    return run_table(task, output, settings, log=log)
+
+
+def run_table(task: TableTask, output: str | os.PathLike, settings: DemoSettings = DemoSettings(), log=print) -> dict:
+    """Train ``task``'s model, prune it four ways, measure each; write the JSON, markdown and Pareto plot.
+
+    Baseline, Fixed 0.5, Dynamic (``task.dynamic_ratios``) and Genetic (under the task's budget) are each
+    fine-tuned the same way; accuracy is taken on the test split, RAM/Flash/MACs on the exported int8 model.
+    Returns what ``demo_results.json`` holds.
+    """
     import keras
 
-    from .datasets import digits_images
     from .finetune import FineTuner
     from .genetic import GeneticPruner
-    from .hardware.profile import HardwareProfile
     from .pruners import DynamicPruner, FixedPruner
+    from .search.evaluators import calibration_batch
     from .search.masked import MaskedModel
-    from .zoo import seed_mobilenet
 
     started = time.perf_counter()
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    hardware = HardwareProfile.preset("seed-vww")
-    data = digits_images(size=settings.size, channels=3, seed=settings.seed, augment=False, n=settings.samples)
+    data = task.data
     x_train, y_train = data.train
-    log(
-        f"data: bundled handwritten digits, {len(x_train)} training / {len(data.test[0])} test images, "
-        f"{settings.size}x{settings.size}x3, {data.n_classes} classes"
-    )
+    log(f"data: {task.source}; {len(x_train)} training / {len(data.test[0])} test samples")
 
     keras.utils.set_random_seed(settings.seed)
-    model = seed_mobilenet(input_shape=data.input_shape, num_classes=data.n_classes)
+    model = task.build_model(data.input_shape, data.n_classes)
     model.compile(keras.optimizers.Adam(2e-3), "sparse_categorical_crossentropy")
-    log(f"training the seed's MobileNet for {settings.epochs} epochs ...")
+    log(f"training {model.name} for {settings.epochs} epochs ...")
     clock = time.perf_counter()
     model.fit(x_train, y_train, epochs=settings.epochs, batch_size=32, verbose=0)
     masked = MaskedModel(model)  # BatchNorm statistics recomputed exactly: short training leaves them stale
-    masked.recalibrate(x_train[:512])
+    masked.recalibrate(calibration_batch(x_train, {"calibration_samples": 512, "seed": settings.seed}))
     model = masked.copy
     train_seconds = time.perf_counter() - clock
+
+    baseline, footprint = _row("Baseline", model, data, train_seconds, "")
+    hardware = task.hardware if isinstance(task.hardware, HardwareProfile) else task.hardware(footprint)
+    rows = []
+
+    def add(row: dict, footprint: Footprint) -> None:
+        rows.append({**row, "fits": hardware.fits(footprint)})
+        log(_line(rows[-1]))
+
+    add(baseline, footprint)
 
     def tuned(pruned):
         tuner = FineTuner(
@@ -82,16 +99,13 @@ def run_demo(output: str | os.PathLike, settings: DemoSettings = DemoSettings(),
         )
         return tuner.fit(pruned, (x_train, y_train)).transform()
 
-    rows = [_row("Baseline", model, data, hardware, train_seconds, "")]
-    log(_line(rows[-1]))
     for name, pruner, note in (
         ("Fixed Mode (0.5)", FixedPruner(0.5), "ratio 0.5 everywhere"),
-        ("Dynamic Mode", DynamicPruner(DYNAMIC_RATIOS), "the ratio list in gencprunex.demo.DYNAMIC_RATIOS"),
+        ("Dynamic Mode", DynamicPruner(list(task.dynamic_ratios)), f"ratios {list(task.dynamic_ratios)}"),
     ):
         clock = time.perf_counter()
         pruned = tuned(pruner.fit(model).transform())
-        rows.append(_row(name, pruned, data, hardware, time.perf_counter() - clock, note))
-        log(_line(rows[-1]))
+        add(*_row(name, pruned, data, time.perf_counter() - clock, note))
     log(f"genetic search under '{hardware.name}' ({settings.population} x {settings.generations} generations) ...")
     search = GeneticPruner(
         hardware,
@@ -107,12 +121,18 @@ def run_demo(output: str | os.PathLike, settings: DemoSettings = DemoSettings(),
     search.fit(model, (x_train, y_train))
     genetic = search.transform()
     note = f"search {search.search_seconds_:.0f} s, {search.evaluations_} candidates"
-    rows.append(_row("Genetic Mode", genetic, data, hardware, time.perf_counter() - clock, note))
-    log(_line(rows[-1]))
+    add(*_row("Genetic Mode", genetic, data, time.perf_counter() - clock, note))
 
     results = {
+        "task": task.name,
         "budget": {"name": hardware.name, "ram": hardware.ram, "flash": hardware.flash, "macs": hardware.macs},
-        "data": {"train": len(x_train), "test": len(data.test[0]), "classes": data.n_classes, "size": settings.size},
+        "data": {
+            "source": task.source,
+            "train": len(x_train),
+            "test": len(data.test[0]),
+            "classes": data.n_classes,
+            "input_shape": list(data.input_shape),
+        },
         "settings": settings.__dict__,
         "rows": rows,
         "genetic": {"ratios": search.best_ratios_, "pareto": search.pareto_, "history": search.history_},
@@ -132,20 +152,22 @@ def run_demo(output: str | os.PathLike, settings: DemoSettings = DemoSettings(),
     return results
 
 
-def _row(name: str, model, data, hardware, seconds: float, note: str) -> dict:
+def _row(name: str, model, data, seconds: float, note: str) -> tuple[dict, Footprint]:
+    """A table row (test accuracy, measured RAM/Flash/MACs) and the footprint measured on the exported model."""
     x_test, y_test = data.test
     accuracy = float(np.mean(np.argmax(model.predict(x_test, verbose=0, batch_size=128), axis=-1) == y_test))
-    measured = hardware.measure(model, data.train[0][:64])
-    return {
+    x_train = data.train[0]
+    measured = measure(model, x_train[:: max(1, len(x_train) // 64)][:64])  # samples spread over the split
+    row = {
         "method": name,
         "accuracy": accuracy,
         "ram": measured.ram,
         "flash": measured.flash,
         "macs": measured.macs,
-        "fits": hardware.fits(measured),
         "seconds": seconds,
         "note": note,
     }
+    return row, measured
 
 
 def _line(row: dict) -> str:

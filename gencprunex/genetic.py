@@ -8,6 +8,7 @@ import pickle
 import shutil
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from .plan import check_positive_int, check_ratio, group_caps, kept_count
 from .pruners import _names
 from .search import checkpoint as checkpoints
 from .search.driver import ALGORITHMS, Search, pareto_front, ranked
-from .search.encoding import Encoding
+from .search.encoding import Encoding, calibration_offsets
 from .search.evaluators import Scorer, calibration_batch, check_evaluator, make_evaluator
 from .search.masked import MaskedModel
 from .search.problem import SearchContext, unregister, write_spec
@@ -39,10 +40,12 @@ class GeneticPruner(BaseEstimator):
     """Genetic mode: the per-group ratios with the best accuracy among those that fit ``hardware``.
 
     One integer gene per prunable channel group picks a ratio from ``ratio_grid``. Every candidate's RAM, Flash
-    and MACs come from the analytic estimator (milliseconds, no model built); a candidate over any budget of
-    ``hardware`` is never scored. A candidate that fits is scored by ``evaluator`` on validation data, never on
-    the data you report on. The best candidates (``finalists``) are fine-tuned ``finetune_epochs`` epochs and the
-    one with the best validation score after fine-tuning wins.
+    and MACs come from the analytic estimator (milliseconds, no model built), corrected once per ``fit`` by
+    converting the unpruned model (the converter's tensor names make a fixed Flash difference that the estimator
+    cannot predict on every model); a candidate over any budget of ``hardware`` is never scored. A candidate that
+    fits is scored by ``evaluator`` on validation data, never on the data you report on. The best candidates
+    (``finalists``) are fine-tuned ``finetune_epochs`` epochs and the one with the best validation score after
+    fine-tuning wins.
 
     Parameters
     ----------
@@ -97,10 +100,10 @@ class GeneticPruner(BaseEstimator):
     Fitted attributes
     -----------------
     best_ratios_ ({group: ratio}), best_score_ (the evaluator's validation score of the chosen candidate),
-    footprint_ (its estimated :class:`Footprint`), pareto_ (every non-dominated candidate that fits: ratios,
-    score, ram, flash, macs), history_ (per generation: best, mean, feasible fraction, seconds, evaluations),
-    baseline_score_ (the unpruned model under the same evaluator), finalists_, graph_, plan_, keep_, ratios_,
-    search_seconds_, evaluations_, seconds_per_candidate_, score_name_.
+    footprint_ (its estimated :class:`Footprint`, the corrections in ``details["calibration"]``), pareto_ (every
+    non-dominated candidate that fits: ratios, score, ram, flash, macs), history_ (per generation: best, mean,
+    feasible fraction, seconds, evaluations), baseline_score_ (the unpruned model under the same evaluator),
+    finalists_, graph_, plan_, keep_, ratios_, search_seconds_, evaluations_, seconds_per_candidate_, score_name_.
     """
 
     def __init__(
@@ -172,7 +175,8 @@ class GeneticPruner(BaseEstimator):
         train, validation, full = self._data(model, data, validation_data)
         scores = group_scores(graph, graph.prunable, resolve(self.importance), train)
         grids = _group_grids(graph, settings["grid"], group_caps(graph, self.max_ratio), settings)
-        encoding = Encoding(graph, grids, scores, hardware, settings["min_channels"], settings["round_to"])
+        offsets = _calibration(model, graph, train[0])
+        encoding = Encoding(graph, grids, scores, hardware, settings["min_channels"], settings["round_to"], offsets)
         _check_reachable(encoding, hardware)
         if not encoding.names:
             raise ParameterError(
@@ -198,6 +202,7 @@ class GeneticPruner(BaseEstimator):
                     grids,
                     scores,
                     hardware,
+                    offsets,
                     train,
                     validation,
                     self,
@@ -319,7 +324,7 @@ class GeneticPruner(BaseEstimator):
         self.plan_ = encoding.plan(genes)
         self.keep_ = kept_outputs(graph, self.plan_)
         self.channels_ = {g.name: (g.size, len(self.plan_.get(g.name, range(g.size)))) for g in graph.prunable}
-        self.footprint_ = settings["hardware"].estimate(graph, self.plan_)
+        self.footprint_ = encoding.footprint(self.plan_)
         usage = encoding.usage(genes)
         progress.message(
             f"chosen: {self.score_name_} {self.best_score_:.4f}"
@@ -540,7 +545,7 @@ def _arrays(model, data, what: str):
 
 
 def _write_spec(
-    workdir, model, graph, grids, scores, hardware, train, validation, pruner, evaluator_settings, settings
+    workdir, model, graph, grids, scores, hardware, offsets, train, validation, pruner, evaluator_settings, settings
 ) -> str:
     """Files other processes build the search from: the model, the data and a pickled spec."""
     for what, value in (("evaluator", pruner.evaluator), ("importance", pruner.importance)):
@@ -567,6 +572,7 @@ def _write_spec(
         "grids": grids,
         "scores": scores,
         "hardware": hardware,
+        "offsets": offsets,
         "min_channels": settings["min_channels"],
         "round_to": settings["round_to"],
         "evaluator": pruner.evaluator,
@@ -576,6 +582,19 @@ def _write_spec(
 
 
 _BUDGET_NAMES = {"ram": "RAM", "flash": "Flash", "macs": "MACs"}
+
+
+def _calibration(model, graph: LayerGraph, x: np.ndarray) -> dict[str, int]:
+    """Estimate corrections from one conversion of ``model`` (see ``calibration_offsets``); none if it fails."""
+    try:
+        return calibration_offsets(model, graph, x[:64])
+    except Exception as error:  # the search still runs on the analytic estimate alone
+        warnings.warn(
+            f"could not convert model '{model.name}' to calibrate the footprint estimate ({error}); "
+            "budgets are checked on the analytic estimate alone",
+            stacklevel=3,
+        )
+        return {}
 
 
 def _best_uniform(encoding: Encoding, grid: list[float]):

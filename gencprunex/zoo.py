@@ -81,6 +81,27 @@ def time_series_cnn(input_shape=(128, 9), num_classes: int = 6, name: str = "har
     return keras.Model(inputs, outputs, name=name)
 
 
+def har_cnn(input_shape=(128, 9), num_classes: int = 6, name: str = "har_cnn"):
+    """A plain 1-D CNN for inertial activity windows (UCI-HAR's 128 steps x 9 channels).
+
+    Three Conv1D-BatchNorm-ReLU blocks (32, 64, 64 filters), global average pooling, a 64-unit head:
+    the kind of model a TinyML activity classifier ships with (about 1.2M MACs, 29k weights).
+    """
+    inputs = keras.Input(shape=input_shape, name="signal")
+    x = inputs
+    for index, (filters, width) in enumerate(((32, 5), (64, 5), (64, 3)), start=1):
+        x = L.Conv1D(filters, width, padding="same", use_bias=False, name=f"conv{index}")(x)
+        x = L.BatchNormalization(name=f"bn{index}")(x)
+        x = L.ReLU(name=f"relu{index}")(x)
+        if index < 3:
+            x = L.MaxPooling1D(2, name=f"pool{index}")(x)
+    x = L.GlobalAveragePooling1D(name="gap")(x)
+    x = L.Dense(64, activation="relu", name="fc_64")(x)
+    x = L.Dropout(0.3, name="drop")(x)
+    outputs = L.Dense(num_classes, activation="softmax", name="classes")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
 def dense_autoencoder(input_dim: int = 64, name: str = "fc_autoencoder"):
     """A fully connected autoencoder (anomaly detection style): 64 → 32 → 16 → 8 → 16 → 32 → 64."""
     return keras.Sequential(

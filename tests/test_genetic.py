@@ -110,6 +110,13 @@ def _footprint(entry) -> Footprint:
     return Footprint(ram=entry["ram"], flash=entry["flash"], macs=entry["macs"], params=entry.get("params", 0))
 
 
+def _calibrated(footprint: Footprint, offsets: dict) -> Footprint:
+    """``footprint`` with the search's measured-minus-estimated corrections added."""
+    footprint.ram += offsets["ram"]
+    footprint.flash += offsets["flash"]
+    return footprint
+
+
 def _dominates(a: dict, b: dict) -> bool:
     at_least = a["score"] >= b["score"] and all(a[k] <= b[k] for k in FOOTPRINT)
     strictly = a["score"] > b["score"] or any(a[k] < b[k] for k in FOOTPRINT)
@@ -268,12 +275,42 @@ def test_search_result_fits_the_budget(fitted, tiny, digits, budget):
     gp, _, _ = fitted
     assert budget.fits(gp.footprint_)
     pruned = DynamicPruner(gp.best_ratios_).fit(tiny)
-    reference = estimate(pruned.graph_, pruned.plan_)
+    reference = _calibrated(estimate(pruned.graph_, pruned.plan_), gp.encoding_.offsets)
     assert [getattr(gp.footprint_, k) for k in FOOTPRINT] == [getattr(reference, k) for k in FOOTPRINT]
+    assert gp.footprint_.details["calibration"] == gp.encoding_.offsets
     measured = budget.measure(gp.transform(), digits.x_train[:32])  # the converted int8 model
     assert budget.fits(measured), (measured, budget)
     unpruned = estimate(tiny)
     assert not budget.fits(unpruned)  # the search had work to do
+
+
+def test_budgets_hold_on_the_converted_model_where_the_raw_estimate_misjudges_flash():
+    """A 1-D CNN whose converted file is ~280 B larger than the analytic estimate (the converter's fused tensor
+    names): with the Flash budget between the two, the search must judge candidates by the calibrated figure."""
+    keras.utils.set_random_seed(0)
+    model = zoo.with_trained_statistics(zoo.har_cnn(input_shape=(32, 9), num_classes=3))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(96, 32, 9)).astype("float32")
+    y = rng.integers(0, 3, 96)
+    graph = LayerGraph(model)
+    plan = FixedPruner(0.5).fit(model).plan_
+    raw = estimate(graph, plan)
+    measured = HardwareProfile().measure(FixedPruner(0.5).fit(model).transform(), x[:32])
+    assert measured.flash - raw.flash > 150  # the gap this test is about
+    budget = HardwareProfile(flash=(raw.flash + measured.flash) // 2, name="between")
+    before = model_state(model)
+    gp = GeneticPruner(budget, ratio_grid=(0.5, 0.75), **SEARCH).fit(model, (x, y))  # uniform 0.5 is seeded
+    assert_model_state(model, before)
+    chosen = HardwareProfile().measure(gp.transform(), x[:32])
+    assert budget.fits(chosen), (chosen.flash, budget.flash)
+    largest = max(gp.scores_, key=lambda genes: gp.encoding_.usage(genes).flash)
+    for ratios in [gp.encoding_.ratios(largest)] + [entry["ratios"] for entry in gp.pareto_]:
+        pruned = DynamicPruner(ratios).fit(model).transform()  # every candidate judged to fit does, converted
+        assert budget.fits(HardwareProfile().measure(pruned, x[:32])), ratios
+    offsets = gp.footprint_.details["calibration"]
+    assert offsets["flash"] > 150 and abs(offsets["ram"]) < 64
+    assert abs(chosen.flash - gp.footprint_.flash) <= 64  # the calibrated estimate is what the file measures
+    assert chosen.ram == gp.footprint_.ram and chosen.macs == gp.footprint_.macs
 
 
 def test_pareto_front_fits_and_is_non_dominated(fitted, tiny, budget):
@@ -284,7 +321,7 @@ def test_pareto_front_fits_and_is_non_dominated(fitted, tiny, budget):
         assert budget.fits(_footprint(entry))
         assert entry["score"] == gp.scores_[gp.encoding_.genes_for(entry["ratios"])]
         pruner = DynamicPruner(entry["ratios"]).fit(tiny)
-        reference = estimate(pruner.graph_, pruner.plan_)
+        reference = _calibrated(estimate(pruner.graph_, pruner.plan_), gp.encoding_.offsets)
         assert [entry[k] for k in FOOTPRINT] == [getattr(reference, k) for k in FOOTPRINT]
     for a in front:
         for b in front:

@@ -219,7 +219,15 @@ def context_from_spec(path: str) -> SearchContext:
         spec = pickle.load(handle)
     model = keras.models.load_model(spec["model"], compile=False, safe_mode=False)
     graph = LayerGraph(model, ignore=spec["ignore"])
-    encoding = Encoding(graph, spec["grids"], spec["scores"], spec["hardware"], spec["min_channels"], spec["round_to"])
+    encoding = Encoding(
+        graph,
+        spec["grids"],
+        spec["scores"],
+        spec["hardware"],
+        spec["min_channels"],
+        spec["round_to"],
+        spec["offsets"],
+    )
     with np.load(spec["data"], allow_pickle=False) as data:
         train = (data["x_train"], data["y_train"])
         validation = (data["x_val"], data["y_val"])
