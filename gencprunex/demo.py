@@ -3,7 +3,7 @@
 Trains the seed's MobileNet (alpha 0.25, 96x96x3, head 64-32-classes) on the bundled handwritten digits, then
 prunes it four ways — Baseline, Fixed 0.5, Dynamic (a given ratio list), Genetic under the "seed-vww" budgets —
 fine-tunes each the same way, and measures accuracy on the held-out test split and RAM, Flash and MACs on the
-exported int8 model. Writes ``demo_results.json``, ``demo_results.md`` and (with matplotlib) ``pareto.png``.
+exported int8 model. Writes ``demo_results.json``, ``demo_results.md`` and ``pareto.png``.
 :func:`run_table` does the same for any :class:`~gencprunex.tasks.TableTask` (``benchmarks/seed_table.py`` runs
 it on the original tool's own data when present).
 """
@@ -149,7 +149,7 @@ def run_table(task: TableTask, output: str | os.PathLike, settings: DemoSettings
     try:
         search.plot_pareto(output / "pareto.png")
         written.append("pareto.png")
-    except Exception as error:  # matplotlib missing: the table and JSON are the result
+    except Exception as error:  # a plot that fails (no display backend, ...) must not lose the results
         log(f"(no Pareto plot: {error})")
     log("\n" + table)
     log(f"\nwritten to {output}/ ({', '.join(written)}); {results['seconds']:.0f} s in all")

@@ -92,6 +92,7 @@ def test_demo_quick_writes_the_measured_table(tmp_path, capsys):
     assert not results["rows"][0]["fits"]  # the unpruned model is over the Flash budget
     table = (out / "demo_results.md").read_text()
     assert "| Genetic Mode |" in table and table.strip() in printed
+    assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")

@@ -814,7 +814,6 @@ def test_gaco_search_fits(tiny, digits, budget):
 
 
 def test_plot_pareto_writes_a_png(fitted, tmp_path):
-    pytest.importorskip("matplotlib")
     gp, _, _ = fitted
     path = tmp_path / "pareto.png"
     figure = gp.plot_pareto(path)
