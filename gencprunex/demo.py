@@ -92,8 +92,9 @@ def run_table(task: TableTask, output: str | os.PathLike, settings: DemoSettings
     # The baseline gets the same fine-tuning as every pruned model, so that each row has had the same training
     # budget and an accuracy gap is the cost of pruning, not of training for fewer epochs.
     clock = time.perf_counter()
-    baseline, footprint = _row("Baseline", tuned(model), data, train_seconds + time.perf_counter() - clock, "")
-    baseline["note"] = f"trained {settings.epochs} epochs, then fine-tuned like the pruned models"
+    reference = tuned(model)
+    note = f"trained {settings.epochs} epochs, then fine-tuned like the pruned models"
+    baseline, footprint = _row("Baseline", reference, data, train_seconds + time.perf_counter() - clock, note)
     hardware = task.hardware if isinstance(task.hardware, HardwareProfile) else task.hardware(footprint)
     rows = []
 
