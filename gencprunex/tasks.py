@@ -53,14 +53,8 @@ class TableTask:
 def digits_task(size: int = 96, samples: int | None = None, seed: int = 0) -> TableTask:
     """The seed's MobileNet on the bundled handwritten digits (``size`` x ``size`` x 3), under "seed-vww"."""
     data = digits_images(size=size, channels=3, seed=seed, augment=False, n=samples)
-    return TableTask(
-        name="digits",
-        data=data,
-        source=f"bundled handwritten digits (scikit-learn), {size}x{size}x3, {data.n_classes} classes",
-        build_model=_mobilenet,
-        hardware=HardwareProfile.preset("seed-vww"),
-        dynamic_ratios=MOBILENET_DYNAMIC_RATIOS,
-    )
+    source = f"bundled handwritten digits (scikit-learn), {size}x{size}x3, {data.n_classes} classes"
+    return _mobilenet_task("digits", data, source)
 
 
 def vww_task(directory: str | os.PathLike, size: int = 96, samples: int | None = None, seed: int = 0) -> TableTask:
@@ -72,14 +66,8 @@ def vww_task(directory: str | os.PathLike, size: int = 96, samples: int | None =
     if data is None:
         return digits_task(size=size, samples=samples, seed=seed)
     split, path = data
-    return TableTask(
-        name="vww",
-        data=split,
-        source=f"the original tool's Visual Wake Words files ({path}), {_shape(split)}, {split.n_classes} classes",
-        build_model=_mobilenet,
-        hardware=HardwareProfile.preset("seed-vww"),
-        dynamic_ratios=MOBILENET_DYNAMIC_RATIOS,
-    )
+    source = f"the original tool's Visual Wake Words files ({path}), {_shape(split)}, {split.n_classes} classes"
+    return _mobilenet_task("vww", split, source)
 
 
 def ucihar_task(directory: str | os.PathLike, samples: int | None = None, seed: int = 0) -> TableTask:
@@ -120,8 +108,16 @@ def seed_vww_fractions(baseline: Footprint) -> HardwareProfile:
     )
 
 
-def _mobilenet(shape: tuple, classes: int):
-    return seed_mobilenet(input_shape=shape, num_classes=classes)
+def _mobilenet_task(name: str, data: SplitData, source: str) -> TableTask:
+    """The seed's MobileNet on ``data`` under "seed-vww", with Dynamic mode's MobileNet ratios."""
+    return TableTask(
+        name=name,
+        data=data,
+        source=source,
+        build_model=lambda shape, classes: seed_mobilenet(input_shape=shape, num_classes=classes),
+        hardware=HardwareProfile.preset("seed-vww"),
+        dynamic_ratios=MOBILENET_DYNAMIC_RATIOS,
+    )
 
 
 def _seed_files(directory: str | os.PathLike, tag: str, seed: int) -> tuple[SplitData, Path] | None:

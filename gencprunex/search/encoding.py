@@ -124,15 +124,17 @@ class Encoding:
         counts = self.kept_counts(genes)
         key = tuple(counts[name] for name in self.grids)
         if key not in self._usage:
-            fp = estimate(self.graph, counts, layers=False)
-            used = {"ram": fp.ram + self.offsets["ram"], "flash": fp.flash + self.offsets["flash"], "macs": fp.macs}
-            fractions = tuple(used[b] / limit for b, limit in zip(self.budgets, self.limits, strict=True))
-            self._usage[key] = Usage(used["ram"], used["flash"], fp.macs, fp.params, fractions)
+            fp = self._calibrated(estimate(self.graph, counts, layers=False))
+            fractions = tuple(getattr(fp, b) / limit for b, limit in zip(self.budgets, self.limits, strict=True))
+            self._usage[key] = Usage(fp.ram, fp.flash, fp.macs, fp.params, fractions)
         return self._usage[key]
 
     def footprint(self, plan: Mapping[str, np.ndarray]) -> Footprint:
         """The estimated footprint of ``plan`` (per-layer rows included), corrected by ``offsets``."""
-        fp = self.hardware.estimate(self.graph, plan)
+        return self._calibrated(self.hardware.estimate(self.graph, plan))
+
+    def _calibrated(self, fp: Footprint) -> Footprint:
+        """``fp`` with ``offsets`` added to its RAM and Flash (noted in ``details["calibration"]``)."""
         fp.ram += self.offsets["ram"]
         fp.flash += self.offsets["flash"]
         fp.details["calibration"] = dict(self.offsets)
